@@ -1,0 +1,89 @@
+"""De-duplication and first-copy-wins rules, on literal pages."""
+
+from __future__ import annotations
+
+import polars as pl
+from polars.testing import assert_frame_equal
+
+from transforms.normalize import author_id_for, paper_id_for
+from transforms.parse import AuthorPage, RawPaper
+from transforms.schema import AUTHORS, AUTHORSHIP, PAPERS
+from transforms.tables import StagedPages, build_tables, stage_pages, to_arrow
+
+GEMMA = RawPaper("Gemma 3", "arXiv.org Artificial Intelligence", "We introduce Gemma 3.")
+JET = RawPaper("Jet", "arXiv.org Machine Learning", None)
+
+
+def tables(*pages: tuple[str, AuthorPage]) -> dict[str, pl.DataFrame]:
+    return build_tables(stage_pages(pages))
+
+
+def test_same_paper_on_many_pages_is_one_row_linked_to_each_author() -> None:
+    out = tables(
+        ("a.txt", AuthorPage("A, Ann", (GEMMA, JET))), ("b.txt", AuthorPage("B, Bo", (GEMMA,)))
+    )
+    assert out["papers"].height == 2
+    assert out["authorship"].height == 3
+    gemma = paper_id_for(GEMMA.title, GEMMA.abstract)
+    linked = out["authorship"].filter(pl.col("paper_id") == gemma)
+    assert sorted(linked["source_file"]) == ["a.txt", "b.txt"]
+
+
+def test_same_paper_twice_on_one_page_is_one_link() -> None:
+    out = tables(("a.txt", AuthorPage("A, Ann", (GEMMA, GEMMA))))
+    assert (out["papers"].height, out["authorship"].height) == (1, 1)
+
+
+def test_case_and_whitespace_variants_keep_first_copy_in_file_name_order() -> None:
+    shouty = RawPaper("GEMMA  3", "Elsewhere", "WE INTRODUCE GEMMA 3.")
+    out = tables(
+        ("b.txt", AuthorPage("B, Bo", (shouty,))), ("a.txt", AuthorPage("A, Ann", (GEMMA,)))
+    )
+    assert out["papers"].select("title", "source").row(0) == ("Gemma 3", GEMMA.source)
+
+
+def test_file_name_order_is_code_point_order() -> None:
+    upper = RawPaper("X", "From Upper", "abs")
+    lower = RawPaper("x", "From lower", "ABS")
+    out = tables(("a.txt", AuthorPage("A, A", (lower,))), ("B.txt", AuthorPage("B, B", (upper,))))
+    assert out["papers"]["source"].to_list() == ["From Upper"]  # "B" (66) sorts before "a" (97)
+
+
+def test_same_title_different_abstract_are_two_papers() -> None:
+    other = RawPaper(GEMMA.title, GEMMA.source, "A different paper.")
+    assert tables(("a.txt", AuthorPage("A, A", (GEMMA, other))))["papers"].height == 2
+
+
+def test_same_author_on_two_pages_is_one_author_preferring_the_split_name() -> None:
+    out = tables(
+        ("a.txt", AuthorPage("Koray Kavukcuoglu", (GEMMA,))),
+        ("b.txt", AuthorPage("Kavukcuoglu, Koray", (GEMMA, JET))),
+    )
+    assert out["authors"].height == 1
+    assert out["authors"].row(0, named=True)["family_name"] == "Kavukcuoglu"
+    assert out["authorship"].height == 2
+    sources = dict(out["authorship"].select("paper_id", "source_file").iter_rows())
+    assert sources == {
+        paper_id_for(GEMMA.title, GEMMA.abstract): "a.txt",  # first file that lists it
+        paper_id_for(JET.title, JET.abstract): "b.txt",
+    }
+
+
+def test_listing_order_does_not_change_tables() -> None:
+    pages = [("a.txt", AuthorPage("A, A", (GEMMA,))), ("b.txt", AuthorPage("B, B", (JET, GEMMA)))]
+    forward = build_tables(StagedPages.concat([stage_pages(pages[:1]), stage_pages(pages[1:])]))
+    backward = build_tables(StagedPages.concat([stage_pages(pages[1:]), stage_pages(pages[:1])]))
+    for name in forward:
+        assert_frame_equal(forward[name], backward[name])
+
+
+def test_page_without_papers_keeps_author() -> None:
+    out = tables(("a.txt", AuthorPage("Lonely, Lou", ())))
+    assert out["authors"]["author_id"].to_list() == [author_id_for("Lou Lonely")]
+    assert out["papers"].height == 0
+
+
+def test_outputs_cast_to_declared_schema() -> None:
+    out = tables(("a.txt", AuthorPage("A, A", (GEMMA, JET))))
+    for table in (AUTHORS, PAPERS, AUTHORSHIP):
+        assert to_arrow(out[table.name], table).schema == table.arrow_schema

@@ -1,0 +1,1 @@
+"""Pure transforms: page bytes → records → tables. No Prefect, DuckDB or GX in here."""

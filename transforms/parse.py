@@ -1,0 +1,193 @@
+"""Bytes of one author page → its name line and papers (rules B1-B5 of the input contract).
+
+Pure: no paths, no clock, no I/O. A file that breaks a rule raises `PageRejected` with a
+reason code, a message a person can act on and, where there is one, the line number.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+DEFAULT_MAX_BYTES = 16 * 1024 * 1024
+HEADER = ("Goto", "Collaborating Authors")
+
+_BOM = b"\xef\xbb\xbf"
+# C0 control bytes other than tab, LF and CR.
+_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# A line holding only whitespace (any Unicode whitespace except the newline itself).
+_WHITESPACE_LINE = re.compile(r"^[^\S\n]+$", re.MULTILINE)
+# Two or more blank lines (after whitespace-only lines were emptied): a paper boundary.
+_PAPER_BREAK = re.compile(r"\n{3,}")
+
+
+class PageRejected(Exception):
+    """The page breaks a rule of the input contract; the whole file is rejected."""
+
+    def __init__(self, reason_code: str, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.reason_code = reason_code
+        self.message = message
+        self.line = line
+
+
+@dataclass(frozen=True, slots=True)
+class RawPaper:
+    """One paper block: fields after whitespace folding (rule B4)."""
+
+    title: str
+    source: str
+    abstract: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorPage:
+    """A parsed page: the name line (whitespace collapsed) and its papers in page order."""
+
+    name_line: str
+    papers: tuple[RawPaper, ...]
+
+
+def fold_whitespace(text: str) -> str:
+    """Collapse every whitespace run (line breaks included) to one space and trim."""
+    return " ".join(text.split())
+
+
+def check_size(size: int, max_bytes: int) -> None:
+    """Raise FILE_TOO_LARGE when a file is over the configured limit."""
+    if size > max_bytes:
+        raise PageRejected(
+            "FILE_TOO_LARGE",
+            f"the file is {size:,} bytes, over the {max_bytes:,}-byte limit "
+            "(raise it with --max-file-bytes if the page is genuine)",
+        )
+
+
+def decode_page(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+    """Check the bytes (B1) and return NFC text with LF line endings, or raise PageRejected."""
+    body = data[len(_BOM) :] if data.startswith(_BOM) else data
+    if not body.strip():
+        raise PageRejected("EMPTY_FILE", "the file is empty (no text at all); re-export the page")
+    check_size(len(data), max_bytes)
+    bad = _CONTROL_BYTES.search(body)
+    if bad is not None:
+        offset = bad.start() + len(data) - len(body)
+        raise PageRejected(
+            "BINARY_CONTENT",
+            f"control byte 0x{bad.group()[0]:02x} at byte offset {offset}: not a text page",
+            line=data.count(b"\n", 0, offset) + 1,
+        )
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        offset = exc.start + len(data) - len(body)
+        raise PageRejected(
+            "INVALID_UTF8",
+            f"invalid UTF-8 at byte offset {offset} (byte 0x{body[exc.start]:02x}); "
+            "save the page as UTF-8",
+            line=data.count(b"\n", 0, offset) + 1,
+        ) from None
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+    return text
+
+
+def _line_no(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
+
+
+def _split_header(text: str) -> tuple[str, int]:
+    """Return the name line and the offset where the papers start (B3)."""
+    found: list[str] = []
+    pos = 0
+    while len(found) < 3 and pos <= len(text):
+        end = text.find("\n", pos)
+        end = len(text) if end < 0 else end
+        line = text[pos:end].strip()
+        if line:
+            if len(found) < 2 and line != HEADER[len(found)]:
+                raise PageRejected(
+                    "MISSING_HEADER",
+                    f"expected {HEADER[len(found)]!r} as non-blank line {len(found) + 1}, "
+                    f"found {line[:60]!r}: not an author page",
+                    line=_line_no(text, pos),
+                )
+            found.append(line)
+        pos = end + 1
+    if len(found) < 2:
+        raise PageRejected(
+            "MISSING_HEADER",
+            f"the header {' / '.join(HEADER)!r} is incomplete: not an author page",
+        )
+    if len(found) < 3:
+        raise PageRejected(
+            "MISSING_AUTHOR_NAME",
+            "no author name after the 'Collaborating Authors' header",
+            line=_line_no(text, len(text)),
+        )
+    return fold_whitespace(found[2]), min(pos, len(text))
+
+
+def _parse_block(block: str, line: int) -> RawPaper:
+    """One paper block: title, source, then abstract paragraphs (B4, B5)."""
+    fields = [fold_whitespace(f) for f in block.split("\n\n")]
+    fields = [f for f in fields if f]
+    if len(fields) < 2:
+        raise PageRejected(
+            "INCOMPLETE_PAPER",
+            f"paper {fields[0][:80]!r} has a title but no source line: the file looks "
+            "truncated; re-export the page",
+            line=line,
+        )
+    abstract = "\n\n".join(fields[2:]) or None
+    return RawPaper(title=fields[0], source=fields[1], abstract=abstract)
+
+
+def parse_author_page(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> AuthorPage:
+    """Parse one page's bytes into its name line and papers, or raise PageRejected."""
+    text = decode_page(data, max_bytes)
+    if _WHITESPACE_LINE.search(text):
+        text = _WHITESPACE_LINE.sub("", text)  # B2: whitespace-only lines are blank
+    name_line, start = _split_header(text)
+    papers: list[RawPaper] = []
+    body_start = start
+    for match in _PAPER_BREAK.finditer(text, start):
+        _add_block(text, body_start, match.start(), papers)
+        body_start = match.end()
+    _add_block(text, body_start, len(text), papers)
+    return AuthorPage(name_line=name_line, papers=tuple(papers))
+
+
+def _add_block(text: str, start: int, end: int, papers: list[RawPaper]) -> None:
+    raw = text[start:end]
+    block = raw.strip("\n")
+    if block:
+        first = start + len(raw) - len(raw.lstrip("\n"))
+        papers.append(_parse_block(block, _line_no(text, first)))
+
+
+def render_author_page(name_line: str, papers: list[RawPaper] | tuple[RawPaper, ...]) -> str:
+    """Render a page in the aggregator's format (the inverse of `parse_author_page`)."""
+    parts = [f"Goto\n\nCollaborating Authors\n\n\u00a0{name_line}"]
+    for paper in papers:
+        fields = [paper.title, paper.source]
+        if paper.abstract is not None:
+            fields.append(paper.abstract)
+        parts.append("\n\n".join(fields))
+    return "\n\n\n".join(parts)
+
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "AuthorPage",
+    "PageRejected",
+    "RawPaper",
+    "check_size",
+    "decode_page",
+    "fold_whitespace",
+    "parse_author_page",
+    "render_author_page",
+]

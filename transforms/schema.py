@@ -1,0 +1,131 @@
+"""The published tables, declared once: names, types, nullability, keys and comments.
+
+Every writer (Parquet, DuckDB), every suite check and every loader uses these declarations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a published table."""
+
+    name: str
+    dtype: pa.DataType
+    nullable: bool
+    comment: str
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """`column` references `ref_table`(`ref_column`)."""
+
+    column: str
+    ref_table: str
+    ref_column: str
+
+
+@dataclass(frozen=True)
+class Table:
+    """A published table: its columns, primary key, foreign keys and comment."""
+
+    name: str
+    comment: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+    foreign_keys: tuple[ForeignKey, ...] = field(default=())
+
+    @property
+    def column_names(self) -> list[str]:
+        """Column names in declared order."""
+        return [c.name for c in self.columns]
+
+    @property
+    def arrow_schema(self) -> pa.Schema:
+        """The pyarrow schema every Parquet writer casts to."""
+        return pa.schema([pa.field(c.name, c.dtype, nullable=c.nullable) for c in self.columns])
+
+    @property
+    def polars_schema(self) -> dict[str, pl.DataType]:
+        """The same schema as polars dtypes (for building empty frames)."""
+        return dict(pl.from_arrow(self.arrow_schema.empty_table()).schema)  # type: ignore[union-attr]
+
+
+STR = pa.string()
+
+AUTHORS = Table(
+    name="authors",
+    comment="One row per distinct author (casefolded display name), from the author pages.",
+    columns=(
+        Column("author_id", STR, False, "Stable id: hash of the casefolded display name."),
+        Column("display_name", STR, False, "Name as shown: 'Given Family[ Suffix]'."),
+        Column("name_raw", STR, False, "The page's name line, whitespace collapsed."),
+        Column("family_name", STR, True, "Family name; null when the name has no comma."),
+        Column("given_name", STR, True, "Given name(s); null when the name has no comma."),
+        Column("suffix", STR, True, "Suffix such as 'Jr.' from 'Family, Suffix, Given'."),
+    ),
+    primary_key=("author_id",),
+)
+
+PAPERS = Table(
+    name="papers",
+    comment="One row per distinct paper (casefolded title + abstract), de-duplicated.",
+    columns=(
+        Column("paper_id", STR, False, "Stable id: hash of the casefolded title and abstract."),
+        Column("title", STR, False, "Title, verbatim (LaTeX kept), from the first copy."),
+        Column("source", STR, False, "Source line, verbatim, e.g. 'arXiv.org Machine Learning'."),
+        Column("subject", STR, True, "Subject split out of an 'arXiv.org <Subject>' source."),
+        Column("abstract", STR, True, "Abstract; paragraphs joined by a blank line; null if none."),
+    ),
+    primary_key=("paper_id",),
+)
+
+AUTHORSHIP = Table(
+    name="authorship",
+    comment="One row per author-paper pair: the paper is listed on the author's page.",
+    columns=(
+        Column("author_id", STR, False, "The author (authors.author_id)."),
+        Column("paper_id", STR, False, "The paper (papers.paper_id)."),
+        Column("source_file", STR, False, "Page file the pair was first seen on (lineage)."),
+    ),
+    primary_key=("author_id", "paper_id"),
+    foreign_keys=(
+        ForeignKey("author_id", "authors", "author_id"),
+        ForeignKey("paper_id", "papers", "paper_id"),
+    ),
+)
+
+REJECTED_FILES = Table(
+    name="rejected_files",
+    comment="Input files rejected as a whole; each is kept under quarantine/.",
+    columns=(
+        Column("file_name", STR, False, "File name, verbatim."),
+        Column("sha256", STR, False, "SHA-256 of the file's bytes."),
+        Column("reason_code", STR, False, "EMPTY_FILE, FILE_TOO_LARGE, BINARY_CONTENT, ..."),
+        Column("line", pa.int64(), True, "Line the problem was found on, when there is one."),
+        Column("message", STR, False, "What is wrong and what to do about it."),
+    ),
+    primary_key=("file_name",),
+)
+
+#: The three tables the suites validate, in load order (referenced tables first).
+CORE_TABLES: tuple[Table, ...] = (AUTHORS, PAPERS, AUTHORSHIP)
+#: Every published table, in load order.
+ALL_TABLES: tuple[Table, ...] = (*CORE_TABLES, REJECTED_FILES)
+TABLES_BY_NAME: dict[str, Table] = {t.name: t for t in ALL_TABLES}
+
+#: Reason codes for rejected files, in the order they are checked.
+REASON_CODES: tuple[str, ...] = (
+    "EMPTY_FILE",
+    "FILE_TOO_LARGE",
+    "BINARY_CONTENT",
+    "INVALID_UTF8",
+    "MISSING_HEADER",
+    "MISSING_AUTHOR_NAME",
+    "INCOMPLETE_PAPER",
+)
