@@ -1,0 +1,200 @@
+"""Validate the tables with the Great Expectations suites in `expectations/suites/`.
+
+The suites are plain JSON, one per table plus one cross-table suite, loaded into an ephemeral
+GX context (nothing is written outside the Data Docs folder). Frames arrive as polars and are
+handed to GX as pandas with Arrow dtypes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+import great_expectations as gx
+import pandas as pd
+from great_expectations.core.expectation_suite import ExpectationSuite
+from great_expectations.data_context.types.base import ProgressBarsConfig
+from great_expectations.expectations.expectation_configuration import (
+    ExpectationConfiguration,
+)
+
+logging.getLogger("great_expectations").setLevel(logging.WARNING)
+
+SUITES_DIR = Path(__file__).parent / "suites"
+SITE_NAME = "local_site"
+RELATIONSHIPS = "authorship_relationships"
+MAX_EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failed expectation: where, what, and a few offending values."""
+
+    suite: str
+    expectation: str
+    column: str | None
+    unexpected_count: int | None
+    examples: list[Any] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """One line: `suite: expectation(column): N unexpected, e.g. [...]`."""
+        where = f"({self.column})" if self.column else ""
+        count = f": {self.unexpected_count} unexpected" if self.unexpected_count else ""
+        examples = f", e.g. {self.examples}" if self.examples else ""
+        return f"{self.suite}: {self.expectation}{where}{count}{examples}"
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """The outcome of every suite: counts, failures and the Data Docs index."""
+
+    evaluated: int
+    failures: list[Failure]
+    data_docs_index: Path | None
+
+    @property
+    def success(self) -> bool:
+        """True when every expectation passed."""
+        return not self.failures
+
+    def headline(self) -> str:
+        """`passed (N expectations)` or `FAILED (k of N expectations)`."""
+        if self.success:
+            return f"passed ({self.evaluated} expectations)"
+        return f"FAILED ({len(self.failures)} of {self.evaluated} expectations)"
+
+    def failure_lines(self) -> list[str]:
+        """One line per failed expectation."""
+        return [f.describe() for f in self.failures]
+
+
+class ValidationFailed(Exception):
+    """A suite failed: the run stops and nothing is published."""
+
+    def __init__(self, report: ValidationReport) -> None:
+        super().__init__("; ".join(report.failure_lines()))
+        self.report = report
+
+
+def load_suite(path: Path) -> ExpectationSuite:
+    """Build a suite from its JSON file; an unknown expectation type raises."""
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    expectations = [
+        ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"]).to_domain_obj()
+        for e in doc["expectations"]
+    ]
+    return ExpectationSuite(name=doc["name"], expectations=expectations, meta=doc.get("meta"))
+
+
+def relationships_frame(frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """Authorship left-joined to authors and papers: a null *_ref marks a dangling row."""
+    authors = frames["authors"].select(pl.col("author_id"), author_ref=pl.col("author_id"))
+    papers = frames["papers"].select(pl.col("paper_id"), paper_ref=pl.col("paper_id"))
+    return (
+        frames["authorship"]
+        .select("author_id", "paper_id")
+        .join(authors.unique("author_id"), on="author_id", how="left")
+        .join(papers.unique("paper_id"), on="paper_id", how="left")
+    )
+
+
+def to_pandas(frame: pl.DataFrame) -> pd.DataFrame:
+    """Hand a frame to GX as pandas with Arrow dtypes (nullable types survive)."""
+    table = frame.to_arrow(compat_level=pl.CompatLevel.oldest())
+    return table.to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def _context(docs_dir: Path) -> Any:
+    context = gx.get_context(mode="ephemeral")
+    context.enable_analytics(False)
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    context.update_data_docs_site(
+        SITE_NAME,
+        {
+            "class_name": "SiteBuilder",
+            "show_how_to_buttons": False,
+            "store_backend": {
+                "class_name": "TupleFilesystemStoreBackend",
+                "base_directory": str(docs_dir.resolve()),
+            },
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        },
+    )
+    return context
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    try:
+        return None if pd.isna(value) else value
+    except (TypeError, ValueError):
+        return value
+
+
+def _column(kwargs: dict[str, Any]) -> str | None:
+    if "column" in kwargs:
+        return str(kwargs["column"])
+    if "column_list" in kwargs:
+        return ", ".join(kwargs["column_list"])
+    return None
+
+
+def validate_tables(
+    frames: dict[str, pl.DataFrame], docs_dir: Path, suites_dir: Path = SUITES_DIR
+) -> ValidationReport:
+    """Run each table's suite and the cross-table suite; rebuild the Data Docs site."""
+    inputs = {**frames, RELATIONSHIPS: relationships_frame(frames)}
+    shutil.rmtree(docs_dir, ignore_errors=True)
+    docs_dir.mkdir(parents=True, exist_ok=True)
+    context = _context(docs_dir)
+    source = context.data_sources.add_pandas(name="authorgraph")
+    failures: list[Failure] = []
+    evaluated = 0
+    for name, frame in inputs.items():
+        suite = context.suites.add(load_suite(suites_dir / f"{name}.json"))
+        batch = source.add_dataframe_asset(name=name).add_batch_definition_whole_dataframe(name)
+        definition = context.validation_definitions.add(
+            gx.ValidationDefinition(name=name, data=batch, suite=suite)
+        )
+        checkpoint = context.checkpoints.add(
+            gx.Checkpoint(
+                name=name,
+                validation_definitions=[definition],
+                result_format={
+                    "result_format": "SUMMARY",
+                    "partial_unexpected_count": MAX_EXAMPLES,
+                },
+            )
+        )
+        result = checkpoint.run(batch_parameters={"dataframe": to_pandas(frame)})
+        for suite_result in result.run_results.values():
+            for r in suite_result.results:
+                evaluated += 1
+                if r.success:
+                    continue
+                outcome = r.result or {}
+                failures.append(
+                    Failure(
+                        suite=name,
+                        expectation=r.expectation_config.type,
+                        column=_column(r.expectation_config.kwargs),
+                        unexpected_count=outcome.get("unexpected_count"),
+                        examples=[_clean(v) for v in outcome.get("partial_unexpected_list") or []][
+                            :MAX_EXAMPLES
+                        ]
+                        or ([outcome["observed_value"]] if "observed_value" in outcome else []),
+                    )
+                )
+    context.build_data_docs(site_names=[SITE_NAME])
+    index = docs_dir / "index.html"
+    return ValidationReport(evaluated, failures, index if index.exists() else None)

@@ -1,0 +1,1 @@
+"""authorgraph pipelines: configuration, extract, the Prefect flow and the CLI."""

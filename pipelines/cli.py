@@ -1,0 +1,169 @@
+"""The `authorgraph` command line: thin commands that resolve settings and call one function.
+
+Exit codes: 0 done, 1 validation failed (nothing published), 2 usage or input error,
+3 `--strict` and some files were rejected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table as RichTable
+from rich.text import Text
+
+from pipelines.config import ConfigError, Settings, quiet_libraries, resolve_settings
+
+EXIT_OK, EXIT_VALIDATION, EXIT_USAGE, EXIT_STRICT = 0, 1, 2, 3
+
+app = typer.Typer(
+    name="authorgraph",
+    help="Turn a folder of author pages into a validated DuckDB + Parquet warehouse.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+SeedsOpt = Annotated[
+    Path | None,
+    typer.Option("--seeds", help="Folder of page files [env AUTHORGRAPH_SEEDS; default seeds/]."),
+]
+WarehouseOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--warehouse", help="Warehouse folder [env AUTHORGRAPH_WAREHOUSE; default warehouse/]."
+    ),
+]
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    """Print one clear line on stderr and return the Exit to raise."""
+    err.print(f"authorgraph: {message}", markup=False)
+    return typer.Exit(code)
+
+
+def settings_or_exit(**kwargs: object) -> Settings:
+    """Resolve settings; a bad value is a usage error (exit 2)."""
+    try:
+        return resolve_settings(**kwargs)  # type: ignore[arg-type]
+    except ConfigError as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+
+
+@app.command()
+def run(
+    seeds: SeedsOpt = None,
+    warehouse: WarehouseOpt = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 3 when any input file was rejected.")
+    ] = False,
+    max_file_bytes: Annotated[
+        int | None,
+        typer.Option("--max-file-bytes", help="Reject files larger than this (default 16 MiB)."),
+    ] = None,
+) -> None:
+    """Extract, transform, validate and publish the pages into the warehouse."""
+    settings = settings_or_exit(
+        seeds=seeds, warehouse=warehouse, max_file_bytes=max_file_bytes, strict=strict or None
+    )
+    quiet_libraries()
+    from expectations.validate import ValidationFailed
+    from pipelines.extract import SeedsError
+    from pipelines.flow import authorgraph_flow
+    from warehouse.publish import WarehouseError
+
+    try:
+        summary = authorgraph_flow(settings)
+    except ValidationFailed as exc:
+        for line in exc.report.failure_lines():
+            err.print(f"  FAILED {line}", markup=False)
+        raise fail(
+            f"validation failed; nothing was published (Data Docs: {exc.report.data_docs_index})",
+            EXIT_VALIDATION,
+        ) from None
+    except (SeedsError, WarehouseError) as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+    print_summary(summary)
+    if settings.strict and summary.rejected:
+        raise fail(f"--strict: {len(summary.rejected)} file(s) rejected", EXIT_STRICT)
+
+
+def print_summary(summary: object) -> None:
+    """The short report printed after a run."""
+    from pipelines.flow import RunSummary
+
+    assert isinstance(summary, RunSummary)
+    counts = summary.row_counts
+    out.print(f"authorgraph run {summary.run_id}", markup=False)
+    out.print(
+        f"  files: {summary.files_read} read, {summary.files_loaded} loaded, "
+        f"{len(summary.rejected)} rejected",
+        markup=False,
+    )
+    for row in summary.rejected:
+        where = f" (line {row['line']})" if row.get("line") else ""
+        out.print(
+            f"    rejected {row['file_name']}{where}: {row['reason_code']}: {row['message']}",
+            markup=False,
+        )
+    out.print(
+        f"  rows: authors {counts['authors']}, papers {counts['papers']}, "
+        f"authorship {counts['authorship']}",
+        markup=False,
+    )
+    out.print(f"  validation: {summary.validation.headline()}", markup=False)
+    out.print(f"  duckdb: {summary.duckdb_path}", markup=False)
+    out.print(f"  data docs: {summary.data_docs_index}", markup=False)
+
+
+@app.command()
+def validate(warehouse: WarehouseOpt = None) -> None:
+    """Re-run the suites against the published tables."""
+    settings = settings_or_exit(warehouse=warehouse)
+    quiet_libraries()
+    import polars as pl
+
+    from expectations.validate import validate_tables
+    from transforms.schema import CORE_TABLES
+    from warehouse.publish import WarehouseError, read_published_tables
+
+    try:
+        published = read_published_tables(settings.warehouse)
+    except WarehouseError as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+    frames = {t.name: pl.from_arrow(published[t.name]) for t in CORE_TABLES}
+    report = validate_tables(frames, settings.data_docs_dir)  # type: ignore[arg-type]
+    out.print(f"validation: {report.headline()}", markup=False)
+    out.print(f"data docs: {report.data_docs_index}", markup=False)
+    if not report.success:
+        for line in report.failure_lines():
+            err.print(f"  FAILED {line}", markup=False)
+        raise typer.Exit(EXIT_VALIDATION)
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="The SQL to run (read-only).")],
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Run a read-only SQL query against the published DuckDB file and print a table."""
+    settings = settings_or_exit(warehouse=warehouse)
+    from warehouse.publish import WarehouseError, run_query
+
+    try:
+        columns, rows = run_query(settings.warehouse, query)
+    except WarehouseError as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+    table = RichTable(*columns, show_lines=False)
+    for row in rows:
+        table.add_row(*(Text("NULL" if v is None else str(v)) for v in row))
+    out.print(table)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,102 @@
+"""Settings, resolved once at the top (CLI flags over `AUTHORGRAPH_*` env over defaults)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from transforms.parse import DEFAULT_MAX_BYTES
+
+ENV_PREFIX = "AUTHORGRAPH_"
+
+# Quiet, offline defaults for the libraries; set before Prefect or GX are imported.
+LIBRARY_ENV_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "GX_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    # Prefect's own logs go to its API (the UI shows them); its console handler stays quiet
+    # so the CLI prints a short summary and one-line errors, never an engine traceback.
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",
+    "DO_NOT_TRACK": "1",
+}
+
+
+class ConfigError(Exception):
+    """A setting has a value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs to know, passed down explicitly."""
+
+    seeds: Path
+    warehouse: Path
+    max_file_bytes: int = DEFAULT_MAX_BYTES
+    strict: bool = False
+
+    @property
+    def duckdb_path(self) -> Path:
+        """The published DuckDB file."""
+        return self.warehouse / "authorgraph.duckdb"
+
+    @property
+    def parquet_dir(self) -> Path:
+        """The published Parquet tables."""
+        return self.warehouse / "parquet"
+
+    @property
+    def data_docs_dir(self) -> Path:
+        """The Great Expectations Data Docs site."""
+        return self.warehouse / "data_docs"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        """Where rejected input files are copied."""
+        return self.warehouse / "quarantine"
+
+    @property
+    def staging_dir(self) -> Path:
+        """Where a run builds its tables before publishing them."""
+        return self.warehouse / ".staging"
+
+
+def quiet_libraries(environ: dict[str, str] | None = None) -> None:
+    """Turn Prefect and GX telemetry off and logs down, unless the user set them."""
+    target = os.environ if environ is None else environ
+    for key, value in LIBRARY_ENV_DEFAULTS.items():
+        target.setdefault(key, value)
+
+
+def resolve_settings(
+    seeds: str | Path | None = None,
+    warehouse: str | Path | None = None,
+    max_file_bytes: int | None = None,
+    strict: bool | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build Settings from explicit values, then `AUTHORGRAPH_*` variables, then defaults."""
+    env = os.environ if environ is None else environ
+
+    def pick(value: object, name: str, default: str) -> str:
+        return str(value) if value is not None else env.get(ENV_PREFIX + name, default)
+
+    raw_max = pick(max_file_bytes, "MAX_FILE_BYTES", str(DEFAULT_MAX_BYTES))
+    try:
+        max_bytes = int(raw_max)
+    except ValueError:
+        raise ConfigError(
+            f"{ENV_PREFIX}MAX_FILE_BYTES must be a whole number, not {raw_max!r}"
+        ) from None
+    if max_bytes <= 0:
+        raise ConfigError(f"the file size limit must be positive, not {max_bytes}")
+    strict_value = strict
+    if strict_value is None:
+        strict_value = env.get(ENV_PREFIX + "STRICT", "").lower() in {"1", "true", "yes"}
+    return Settings(
+        seeds=Path(pick(seeds, "SEEDS", "seeds")),
+        warehouse=Path(pick(warehouse, "WAREHOUSE", "warehouse")),
+        max_file_bytes=max_bytes,
+        strict=strict_value,
+    )

@@ -1,0 +1,62 @@
+"""The shape of the codebase: one-way imports, pure transforms, documented commands."""
+
+from __future__ import annotations
+
+import ast
+import re
+
+import pytest
+
+from tests.conftest import ROOT
+
+FORBIDDEN_IN_TRANSFORMS = {
+    "prefect",
+    "duckdb",
+    "great_expectations",
+    "pipelines",
+    "warehouse",
+    "expectations",
+}
+
+
+def imported_modules(package: str) -> set[str]:
+    names: set[str] = set()
+    for path in (ROOT / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+def test_transforms_are_pure() -> None:
+    assert imported_modules("transforms") & FORBIDDEN_IN_TRANSFORMS == set()
+
+
+@pytest.mark.parametrize("package", ["expectations", "warehouse"])
+def test_middle_layers_do_not_import_pipelines_or_each_other(package: str) -> None:
+    other = {"expectations", "warehouse"} - {package}
+    assert imported_modules(package) & ({"pipelines", "prefect"} | other) == set()
+
+
+def test_readme_documents_every_command() -> None:
+    from pipelines.cli import app
+
+    readme = (ROOT / "README.md").read_text()
+    commands = [c.name or c.callback.__name__ for c in app.registered_commands]  # type: ignore[union-attr]
+    assert commands
+    for command in commands:
+        assert re.search(rf"authorgraph {command}\b", readme), command
+    for target in ("make run", "make test"):
+        assert target in readme
+
+
+def test_every_reason_code_is_documented_and_has_a_fixture() -> None:
+    from transforms.schema import REASON_CODES
+
+    readme = (ROOT / "README.md").read_text()
+    fixtures = {p.stem.upper() for p in (ROOT / "tests" / "fixtures" / "bad").iterdir()}
+    for code in REASON_CODES:
+        assert code in readme
+        assert code in fixtures

@@ -1,0 +1,83 @@
+"""The DuckDB file: keys, comments, compatibility and atomic publish (no Prefect)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines import stages
+from pipelines.config import Settings
+from tests.conftest import SEEDS
+from transforms.schema import ALL_TABLES
+from warehouse.publish import WarehouseError, read_published_tables, run_query
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    settings = Settings(seeds=SEEDS, warehouse=tmp_path_factory.mktemp("wh"))
+    stages.load(stages.transform(stages.extract(settings), settings), settings, "test-run")
+    return settings.warehouse
+
+
+def test_tables_declare_keys(warehouse: Path) -> None:
+    con = duckdb.connect(str(warehouse / "authorgraph.duckdb"), read_only=True)
+    try:
+        rows = con.execute(
+            "select table_name, constraint_type, constraint_column_names "
+            "from duckdb_constraints() where constraint_type in ('PRIMARY KEY', 'FOREIGN KEY')"
+        ).fetchall()
+    finally:
+        con.close()
+    found = {(t, kind, tuple(cols)) for t, kind, cols in rows}
+    assert ("authors", "PRIMARY KEY", ("author_id",)) in found
+    assert ("papers", "PRIMARY KEY", ("paper_id",)) in found
+    assert ("authorship", "PRIMARY KEY", ("author_id", "paper_id")) in found
+    assert ("authorship", "FOREIGN KEY", ("author_id",)) in found
+    assert ("authorship", "FOREIGN KEY", ("paper_id",)) in found
+    assert ("rejected_files", "PRIMARY KEY", ("file_name",)) in found
+
+
+def test_every_table_and_column_has_a_comment(warehouse: Path) -> None:
+    con = duckdb.connect(str(warehouse / "authorgraph.duckdb"), read_only=True)
+    try:
+        tables = dict(con.execute("select table_name, comment from duckdb_tables()").fetchall())
+        columns = con.execute(
+            "select table_name, column_name, comment from duckdb_columns() where not internal"
+        ).fetchall()
+    finally:
+        con.close()
+    for table in ALL_TABLES:
+        assert tables[table.name] == table.comment
+    declared = {(t.name, c.name): c.comment for t in ALL_TABLES for c in t.columns}
+    assert {(t, c): comment for t, c, comment in columns} == declared
+
+
+def test_foreign_keys_are_enforced(warehouse: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy.duckdb"
+    copy.write_bytes((warehouse / "authorgraph.duckdb").read_bytes())
+    con = duckdb.connect(str(copy))
+    try:
+        with pytest.raises(duckdb.ConstraintException):
+            con.execute("insert into authorship values ('nope', 'nope', 'x.txt')")
+    finally:
+        con.close()
+
+
+def test_published_tables_read_back_with_declared_schema(warehouse: Path) -> None:
+    tables = read_published_tables(warehouse)
+    for table in ALL_TABLES:
+        assert tables[table.name].schema.names == table.column_names
+        assert tables[table.name].schema.types == [c.dtype for c in table.columns]
+    assert tables["papers"].num_rows == 25
+
+
+def test_sql_is_read_only(warehouse: Path) -> None:
+    with pytest.raises(WarehouseError, match="read-only"):
+        run_query(warehouse, "delete from papers")
+    assert run_query(warehouse, "select count(*) from papers")[1] == [(25,)]
+
+
+def test_no_staging_left_behind(warehouse: Path) -> None:
+    assert not any((warehouse / ".staging").glob("*"))

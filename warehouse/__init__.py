@@ -1,0 +1,1 @@
+"""Publishing the tables into the DuckDB warehouse, and reading them back."""
