@@ -1,7 +1,7 @@
 """The `authorgraph` command line: thin commands that resolve settings and call one function.
 
 Exit codes: 0 done, 1 validation failed (nothing published), 2 usage or input error,
-3 `--strict` and some files were rejected.
+3 `--strict` and some files were rejected, 4 another run holds the warehouse.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from rich.text import Text
 
 from pipelines.config import ConfigError, Settings, quiet_libraries, resolve_settings
 
-EXIT_OK, EXIT_VALIDATION, EXIT_USAGE, EXIT_STRICT = 0, 1, 2, 3
+EXIT_OK, EXIT_VALIDATION, EXIT_USAGE, EXIT_STRICT, EXIT_BUSY = 0, 1, 2, 3, 4
 
 app = typer.Typer(
     name="authorgraph",
@@ -65,15 +65,40 @@ def run(
         int | None,
         typer.Option("--max-file-bytes", help="Reject files larger than this (default 16 MiB)."),
     ] = None,
+    full_refresh: Annotated[
+        bool, typer.Option("--full-refresh", help="Ignore the parse cache; rebuild everything.")
+    ] = False,
+    full_hash: Annotated[
+        bool,
+        typer.Option("--full-hash", help="Hash every file, even if its size and mtime match."),
+    ] = False,
+    wait: Annotated[
+        float,
+        typer.Option(
+            "--wait", min=0, help="Seconds to wait for another run on this warehouse (default 0)."
+        ),
+    ] = 0.0,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="Parser processes [env AUTHORGRAPH_WORKERS]."),
+    ] = None,
 ) -> None:
     """Extract, transform, validate and publish the pages into the warehouse."""
     settings = settings_or_exit(
-        seeds=seeds, warehouse=warehouse, max_file_bytes=max_file_bytes, strict=strict or None
+        seeds=seeds,
+        warehouse=warehouse,
+        max_file_bytes=max_file_bytes,
+        strict=strict or None,
+        full_refresh=full_refresh,
+        full_hash=full_hash,
+        wait_seconds=wait,
+        workers=workers,
     )
     quiet_libraries()
     from expectations.validate import ValidationFailed
     from pipelines.extract import SeedsError
     from pipelines.flow import authorgraph_flow
+    from warehouse.lock import WarehouseBusy
     from warehouse.publish import WarehouseError
 
     try:
@@ -85,6 +110,8 @@ def run(
             f"validation failed; nothing was published (Data Docs: {exc.report.data_docs_index})",
             EXIT_VALIDATION,
         ) from None
+    except WarehouseBusy as exc:
+        raise fail(str(exc), EXIT_BUSY) from None
     except (SeedsError, WarehouseError) as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     print_summary(summary)
@@ -99,9 +126,11 @@ def print_summary(summary: object) -> None:
     assert isinstance(summary, RunSummary)
     counts = summary.row_counts
     out.print(f"authorgraph run {summary.run_id}", markup=False)
+    record = summary.record
     out.print(
         f"  files: {summary.files_read} read, {summary.files_loaded} loaded, "
-        f"{len(summary.rejected)} rejected",
+        f"{len(summary.rejected)} rejected ({record['files_parsed']} parsed, "
+        f"{record['files_reused']} unchanged and reused, {record['files_deleted']} deleted)",
         markup=False,
     )
     for row in summary.rejected:

@@ -35,6 +35,12 @@ class Settings:
     warehouse: Path
     max_file_bytes: int = DEFAULT_MAX_BYTES
     strict: bool = False
+    full_refresh: bool = False  # ignore the manifest and parse cache; rebuild everything
+    full_hash: bool = False  # hash every file even when its size and mtime are unchanged
+    wait_seconds: float = 0.0  # how long to wait for another run's writer lock
+    workers: int = 1  # processes parsing file batches
+    batch_files: int = 500  # files per parse batch (bounds memory)
+    kill_at: str | None = None  # testing hook: SIGKILL the run at this named point
 
     @property
     def duckdb_path(self) -> Path:
@@ -75,6 +81,7 @@ def resolve_settings(
     max_file_bytes: int | None = None,
     strict: bool | None = None,
     environ: Mapping[str, str] | None = None,
+    **options: object,
 ) -> Settings:
     """Build Settings from explicit values, then `AUTHORGRAPH_*` variables, then defaults."""
     env = os.environ if environ is None else environ
@@ -94,9 +101,30 @@ def resolve_settings(
     strict_value = strict
     if strict_value is None:
         strict_value = env.get(ENV_PREFIX + "STRICT", "").lower() in {"1", "true", "yes"}
+    workers = _positive_int(pick(options.pop("workers", None), "WORKERS", "0"), "workers", 0)
+    if workers == 0:
+        workers = default_workers()
     return Settings(
         seeds=Path(pick(seeds, "SEEDS", "seeds")),
         warehouse=Path(pick(warehouse, "WAREHOUSE", "warehouse")),
         max_file_bytes=max_bytes,
         strict=strict_value,
+        workers=workers,
+        kill_at=env.get(ENV_PREFIX + "KILL_AT") or None,
+        **{k: v for k, v in options.items() if v is not None},  # type: ignore[arg-type]
     )
+
+
+def default_workers() -> int:
+    """Parse with every core this process may use."""
+    return max(len(os.sched_getaffinity(0)), 1)
+
+
+def _positive_int(raw: str, name: str, minimum: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {value}")
+    return value

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import flow, task
@@ -11,7 +12,6 @@ from prefect.cache_policies import NO_CACHE
 from expectations.validate import ValidationFailed, ValidationReport
 from pipelines import stages
 from pipelines.config import Settings
-from pipelines.extract import FileRef
 
 
 @dataclass
@@ -19,13 +19,17 @@ class RunSummary:
     """What a completed run did: files, rows, validation, where the outputs are."""
 
     run_id: str
-    files_read: int
+    record: dict[str, object]
     rejected: list[dict[str, object]]
     row_counts: dict[str, int]
     validation: ValidationReport
     duckdb_path: Path
     data_docs_index: Path | None
-    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def files_read(self) -> int:
+        """Files found in the seeds folder."""
+        return int(self.record["files_read"])  # type: ignore[call-overload]
 
     @property
     def files_loaded(self) -> int:
@@ -35,15 +39,17 @@ class RunSummary:
 
 # I/O tasks retry with backoff; pure ones don't. No task caches: inputs are large frames.
 @task(name="extract", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 4])
-def extract_task(settings: Settings) -> list[FileRef]:
-    """Discover the page files."""
+def extract_task(settings: Settings) -> stages.Extracted:
+    """Discover the page files and hash what changed since the last run."""
     return stages.extract(settings)
 
 
 @task(name="transform", cache_policy=NO_CACHE)
-def transform_task(refs: list[FileRef], settings: Settings) -> stages.Transformed:
-    """Read, parse and normalize the pages into tables."""
-    return stages.transform(refs, settings)
+def transform_task(
+    extracted: stages.Extracted, settings: Settings, run_id: str
+) -> stages.Transformed:
+    """Parse changed pages, reuse unchanged ones, and build the tables."""
+    return stages.transform(extracted, settings, run_id)
 
 
 @task(name="validate", cache_policy=NO_CACHE)
@@ -53,24 +59,29 @@ def validate_task(transformed: stages.Transformed, settings: Settings) -> Valida
 
 
 @task(name="load", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 4])
-def load_task(transformed: stages.Transformed, settings: Settings, run_id: str) -> Path:
+def load_task(
+    transformed: stages.Transformed, settings: Settings, record: dict[str, object]
+) -> Path:
     """Publish the validated tables into the warehouse."""
-    return stages.load(transformed, settings, run_id)
+    return stages.load(transformed, settings, record)
 
 
 @flow(name="authorgraph", validate_parameters=False)
 def authorgraph_flow(settings: Settings) -> RunSummary:
-    """extract → transform → validate → load; a failed suite stops the run before load."""
-    run_id = stages.new_run_id()
-    refs = extract_task(settings)
-    transformed = transform_task(refs, settings)
-    report = validate_task(transformed, settings)
-    if not report.success:
-        raise ValidationFailed(report)
-    duckdb_path = load_task(transformed, settings, run_id)
+    """extract → transform → validate → load, holding the warehouse's writer lock throughout."""
+    run_id, started_at = stages.new_run_id(), datetime.now(UTC)
+    with stages.exclusive_run(settings):
+        extracted = extract_task(settings)
+        transformed = transform_task(extracted, settings, run_id)
+        report = validate_task(transformed, settings)
+        record = stages.run_record(run_id, started_at, transformed, report, settings)
+        if not report.success:
+            stages.record_failed_run(settings, record)
+            raise ValidationFailed(report)
+        duckdb_path = load_task(transformed, settings, record)
     return RunSummary(
         run_id=run_id,
-        files_read=transformed.files_read,
+        record=record,
         rejected=transformed.tables["rejected_files"].to_dicts(),
         row_counts=transformed.row_counts,
         validation=report,

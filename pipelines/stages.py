@@ -1,10 +1,22 @@
-"""The four stages as plain functions (the Prefect flow only puts them in order)."""
+"""The four stages as plain functions (the Prefect flow only puts them in order).
+
+extract: find files, compare them with the manifest, hash what changed.
+transform: parse changed files in batches, reuse cached rows for unchanged ones, build tables.
+validate: run the suites. load: stage Parquet + DuckDB, publish atomically, quarantine.
+"""
 
 from __future__ import annotations
 
+import os
 import secrets
+import signal
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from multiprocessing import get_context
 from pathlib import Path
 
 import polars as pl
@@ -12,24 +24,28 @@ import pyarrow as pa
 
 from expectations.validate import ValidationReport, validate_tables
 from pipelines.config import Settings
-from pipelines.extract import FileRef, FileResult, discover_files, read_and_parse_all
-from transforms.schema import CORE_TABLES, REJECTED_FILES, TABLES_BY_NAME
-from transforms.tables import build_tables, stage_pages, to_arrow
-from warehouse.publish import publish_staged, stage_warehouse, sync_quarantine
+from pipelines.extract import FileRef, discover_files, hash_file, read_and_parse
+from transforms.schema import CORE_TABLES, MANIFEST, REJECTED_FILES, RUNS, TABLES_BY_NAME
+from transforms.tables import StagedPages, build_tables, stage_pages, to_arrow
+from warehouse.lock import writer_lock
+from warehouse.publish import (
+    clean_leftovers,
+    make_dir,
+    publish_staged,
+    stage_warehouse,
+    sync_quarantine,
+)
+from warehouse.state import RunState, append_run_log, read_run_log, read_state
+
+LOADED, REJECTED, DELETED = "loaded", "rejected", "deleted"
 
 
-@dataclass
-class Transformed:
-    """The transform stage's output: the tables, and the files behind them."""
-
-    tables: dict[str, pl.DataFrame]
-    files_read: int
-    rejected_paths: dict[str, Path] = field(default_factory=dict)
-
-    @property
-    def row_counts(self) -> dict[str, int]:
-        """Rows per table."""
-        return {name: frame.height for name, frame in self.tables.items()}
+def software_version() -> str:
+    """The installed authorgraph version."""
+    try:
+        return version("authorgraph")
+    except PackageNotFoundError:  # pragma: no cover - running from a plain checkout
+        return "0+unknown"
 
 
 def new_run_id() -> str:
@@ -37,35 +53,258 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
 
 
-def extract(settings: Settings) -> list[FileRef]:
-    """Find the page files to read, in file-name order."""
-    return discover_files(settings.seeds)
+def fault_point(settings: Settings, name: str) -> None:
+    """Testing hook: with AUTHORGRAPH_KILL_AT=<name>, die here as `kill -9` would."""
+    if settings.kill_at == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
-def rejected_frame(results: list[FileResult]) -> pl.DataFrame:
-    """One row per rejected file, in file-name order."""
-    rows = [
-        {
-            "file_name": r.ref.name,
-            "sha256": r.sha256,
-            "reason_code": r.rejection.reason_code,
-            "line": r.rejection.line,
-            "message": r.rejection.message,
-        }
-        for r in results
-        if r.rejection is not None
+@contextmanager
+def exclusive_run(settings: Settings) -> Iterator[None]:
+    """Hold the warehouse's writer lock for a whole run; clean up what killed runs left."""
+    make_dir(settings.warehouse)
+    with writer_lock(settings.warehouse, settings.wait_seconds):
+        clean_leftovers(settings.warehouse)
+        yield
+
+
+# -- extract ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedFile:
+    """A discovered file, its content hash, and whether its cached records can be reused."""
+
+    ref: FileRef
+    sha256: str
+    reuse: bool
+
+
+@dataclass
+class Extracted:
+    """The extract stage's output: what to read, what to reuse, what the last run left."""
+
+    files: list[PlannedFile]
+    deleted: list[str]
+    previous: RunState
+
+
+def plan_files(refs: list[FileRef], manifest: pl.DataFrame, full_hash: bool) -> list[PlannedFile]:
+    """Reuse a file's records when its content is unchanged; trust size + mtime unless told not to.
+
+    Like rsync: a file whose size and modification time match the manifest is not read at all
+    (`full_hash` reads and hashes it anyway); any other file is hashed and reused only when its
+    hash matches.
+    """
+    known = {
+        row["file_name"]: row
+        for row in manifest.filter(pl.col("status") != DELETED).iter_rows(named=True)
+    }
+    planned = []
+    for ref in refs:
+        prev = known.get(ref.name)
+        if prev and not full_hash and (prev["size"], prev["mtime_ns"]) == (ref.size, ref.mtime_ns):
+            planned.append(PlannedFile(ref, prev["sha256"], True))
+            continue
+        sha = hash_file(ref.path)
+        planned.append(PlannedFile(ref, sha, prev is not None and prev["sha256"] == sha))
+    return planned
+
+
+def extract(settings: Settings) -> Extracted:
+    """Find the page files, compare them with the manifest and hash what changed."""
+    refs = discover_files(settings.seeds)
+    previous = read_state(settings.warehouse)
+    if settings.full_refresh:  # keep the file and run history, forget every parsed record
+        empty = RunState.empty()
+        previous = RunState(
+            previous.manifest, empty.page_authors, empty.page_links, empty.variants, previous.runs
+        )
+    # A file's records can be reused only if the cache really holds them (or it was rejected).
+    keys = pl.concat(
+        [
+            previous.page_authors.select("file_name", "sha256"),
+            previous.manifest.filter(pl.col("status") == REJECTED).select("file_name", "sha256"),
+        ]
+    )
+    usable = previous.manifest.join(keys.unique(), on=["file_name", "sha256"], how="semi")
+    files = plan_files(refs, usable, settings.full_hash)
+    names = {r.name for r in refs}
+    deleted = [
+        n
+        for n in previous.manifest.filter(pl.col("status") != DELETED)["file_name"]
+        if n not in names
     ]
-    return pl.DataFrame(rows, schema=REJECTED_FILES.polars_schema)
+    return Extracted(files, deleted, previous)
 
 
-def transform(refs: list[FileRef], settings: Settings) -> Transformed:
-    """Read, decode and parse every file; build the de-duplicated tables."""
-    results = list(read_and_parse_all(refs, settings.max_file_bytes))
-    pages = [(r.ref.name, r.page) for r in results if r.page is not None]
-    tables = build_tables(stage_pages(pages))
-    tables["rejected_files"] = rejected_frame(results)
-    rejected_paths = {r.ref.name: r.ref.path for r in results if r.rejection is not None}
-    return Transformed(tables, files_read=len(results), rejected_paths=rejected_paths)
+# -- transform ----------------------------------------------------------------------------
+
+
+@dataclass
+class BatchResult:
+    """One parsed batch: staged rows, per-file outcome (sha, rejection) in file order."""
+
+    staged: StagedPages
+    outcomes: list[tuple[str, str, str | None, int | None, str | None]]
+
+
+def parse_batch(refs: list[FileRef], max_bytes: int) -> BatchResult:
+    """Read, hash and parse a batch of files; stage the good pages (runs in a worker process)."""
+    pages = []
+    outcomes = []
+    for ref in refs:
+        result = read_and_parse(ref, max_bytes)
+        if result.page is not None:
+            pages.append((ref.name, result.page))
+            outcomes.append((ref.name, result.sha256, None, None, None))
+        else:
+            assert result.rejection is not None
+            r = result.rejection
+            outcomes.append((ref.name, result.sha256, r.reason_code, r.line, r.message))
+    return BatchResult(stage_pages(pages), outcomes)
+
+
+def parse_files(refs: list[FileRef], settings: Settings) -> Iterator[BatchResult]:
+    """Parse files in batches of `batch_files`, over `workers` processes when worth it."""
+    size = max(settings.batch_files, 1)
+    batches = [refs[i : i + size] for i in range(0, len(refs), size)]
+    if settings.workers <= 1 or len(batches) <= 1:
+        for batch in batches:
+            yield parse_batch(batch, settings.max_file_bytes)
+        return
+    # spawn, not fork: the parent may run Prefect's threads and event loop.
+    with ProcessPoolExecutor(settings.workers, mp_context=get_context("spawn")) as pool:
+        yield from pool.map(parse_batch, batches, [settings.max_file_bytes] * len(batches))
+
+
+@dataclass
+class Transformed:
+    """The transform stage's output: the tables, the new run state, and what was done."""
+
+    tables: dict[str, pl.DataFrame]
+    state: RunState
+    files_read: int
+    files_parsed: int
+    files_reused: int
+    files_deleted: int
+    rejected_paths: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def row_counts(self) -> dict[str, int]:
+        """Rows per data table."""
+        names = ("authors", "papers", "authorship", "rejected_files")
+        return {name: self.tables[name].height for name in names}
+
+    @property
+    def files_rejected(self) -> int:
+        """Files rejected in this run (new or unchanged)."""
+        return self.tables["rejected_files"].height
+
+
+def _cached_rows(previous: RunState, keys: pl.DataFrame) -> StagedPages:
+    """The previous run's rows for the (file_name, sha256) pairs in `keys`."""
+    authors = previous.page_authors.join(keys, on=["file_name", "sha256"], how="semi")
+    links = previous.page_links.join(keys, on=["file_name", "sha256"], how="semi")
+    return StagedPages(authors.drop("sha256"), links.drop("sha256"), previous.variants)
+
+
+def transform(extracted: Extracted, settings: Settings, run_id: str) -> Transformed:
+    """Parse what changed, reuse what didn't, and build the de-duplicated tables."""
+    now = datetime.now(UTC)
+    previous = extracted.previous
+    reused = [f for f in extracted.files if f.reuse]
+    to_parse = [f.ref for f in extracted.files if not f.reuse]
+    batches: list[StagedPages] = []
+    outcome: dict[str, tuple[str, str | None, int | None, str | None]] = {}
+    for number, batch in enumerate(parse_files(to_parse, settings)):
+        batches.append(batch.staged)
+        for name, sha, code, line, message in batch.outcomes:
+            outcome[name] = (sha, code, line, message)
+        if number == 0:
+            fault_point(settings, "transform:parsing")
+    prev_manifest = {r["file_name"]: r for r in previous.manifest.iter_rows(named=True)}
+    for f in reused:
+        prev = prev_manifest[f.ref.name]
+        outcome[f.ref.name] = (f.sha256, prev["reason_code"], prev["line"], prev["message"])
+    reused_keys = pl.DataFrame(
+        {"file_name": [f.ref.name for f in reused], "sha256": [f.sha256 for f in reused]},
+        schema={"file_name": pl.String(), "sha256": pl.String()},
+    )
+    staged = StagedPages.concat([_cached_rows(previous, reused_keys), *batches])
+    staged = StagedPages(
+        staged.page_authors,
+        staged.page_links,
+        staged.variants.join(
+            staged.page_links.select("variant_id").unique(), on="variant_id", how="semi"
+        ),
+    )
+    tables = build_tables(staged)
+    manifest = _manifest(extracted, outcome, prev_manifest, run_id, now)
+    tables["rejected_files"] = (
+        manifest.filter(pl.col("status") == REJECTED)
+        .select(REJECTED_FILES.column_names)
+        .sort("file_name")
+    )
+    tables["manifest"] = manifest.select(MANIFEST.column_names)
+    sha = manifest.select("file_name", "sha256")
+    state = RunState(
+        manifest=manifest,
+        page_authors=staged.page_authors.join(sha, on="file_name", how="left"),
+        page_links=staged.page_links.join(sha, on="file_name", how="left"),
+        variants=staged.variants,
+        runs=previous.runs,
+    )
+    refs = {f.ref.name: f.ref for f in extracted.files}
+    return Transformed(
+        tables=tables,
+        state=state,
+        files_read=len(extracted.files),
+        files_parsed=len(to_parse),
+        files_reused=len(reused),
+        files_deleted=len(extracted.deleted),
+        rejected_paths={
+            name: refs[name].path for name, (_, code, _, _) in outcome.items() if code is not None
+        },
+    )
+
+
+def _manifest(
+    extracted: Extracted,
+    outcome: dict[str, tuple[str, str | None, int | None, str | None]],
+    prev: dict[str, dict[str, object]],
+    run_id: str,
+    now: datetime,
+) -> pl.DataFrame:
+    rows = []
+    for f in extracted.files:
+        sha, code, line, message = outcome[f.ref.name]
+        old = prev.get(f.ref.name)
+        rows.append(
+            {
+                "file_name": f.ref.name,
+                "size": f.ref.size,
+                "mtime_ns": f.ref.mtime_ns,
+                "sha256": sha,
+                "first_seen": old["first_seen"] if old else now,
+                "last_seen": now,
+                "status": REJECTED if code else LOADED,
+                "parsed_run_id": old["parsed_run_id"] if f.reuse and old else run_id,
+                "reason_code": code,
+                "line": line,
+                "message": message,
+            }
+        )
+    for name in extracted.deleted:
+        rows.append({**prev[name], "status": DELETED})
+    for name, old in prev.items():
+        if old["status"] == DELETED and name not in {r["file_name"] for r in rows}:
+            rows.append(old)
+    schema = extracted.previous.manifest.schema
+    return pl.DataFrame(rows, schema=schema).sort("file_name")
+
+
+# -- validate -----------------------------------------------------------------------------
 
 
 def validate(transformed: Transformed, settings: Settings) -> ValidationReport:
@@ -74,13 +313,69 @@ def validate(transformed: Transformed, settings: Settings) -> ValidationReport:
     return validate_tables(frames, settings.data_docs_dir)
 
 
-def load(transformed: Transformed, settings: Settings, run_id: str) -> Path:
-    """Stage Parquet + DuckDB, publish them atomically, and keep rejected files quarantined."""
-    arrow: dict[str, pa.Table] = {
-        name: to_arrow(frame, TABLES_BY_NAME[name]) for name, frame in transformed.tables.items()
+# -- load ---------------------------------------------------------------------------------
+
+
+def run_record(
+    run_id: str,
+    started_at: datetime,
+    transformed: Transformed,
+    report: ValidationReport,
+    settings: Settings,
+) -> dict[str, object]:
+    """The `runs` row describing this run."""
+    counts = transformed.row_counts
+    return {
+        "run_id": run_id,
+        "started_at": started_at,
+        "finished_at": datetime.now(UTC),
+        "status": "published" if report.success else "validation_failed",
+        "full_refresh": settings.full_refresh,
+        "files_read": transformed.files_read,
+        "files_parsed": transformed.files_parsed,
+        "files_reused": transformed.files_reused,
+        "files_rejected": transformed.files_rejected,
+        "files_deleted": transformed.files_deleted,
+        "authors_rows": counts["authors"],
+        "papers_rows": counts["papers"],
+        "authorship_rows": counts["authorship"],
+        "validation_success": report.success,
+        "expectations_evaluated": report.evaluated,
+        "expectations_failed": len(report.failures),
+        "software_version": software_version(),
     }
+
+
+def record_failed_run(settings: Settings, record: dict[str, object]) -> None:
+    """A run that published nothing still leaves a line in the run log."""
+    append_run_log(settings.warehouse, record)
+
+
+def runs_table(
+    previous_runs: pl.DataFrame, logged: pl.DataFrame, record: dict[str, object]
+) -> pl.DataFrame:
+    """Run history: published runs, logged failed runs, and this run; one row per run id."""
+    current = pl.DataFrame([record], schema=RUNS.polars_schema)
+    return (
+        pl.concat([previous_runs, logged, current])
+        .unique("run_id", keep="last", maintain_order=True)
+        .sort("run_id")
+    )
+
+
+def load(transformed: Transformed, settings: Settings, record: dict[str, object]) -> Path:
+    """Stage Parquet + DuckDB, publish them atomically, and keep rejected files quarantined."""
+    run_id = str(record["run_id"])
+    runs = runs_table(transformed.state.runs, read_run_log(settings.warehouse), record)
+    tables = {**transformed.tables, "runs": runs}
+    arrow: dict[str, pa.Table] = {
+        name: to_arrow(frame, TABLES_BY_NAME[name]) for name, frame in tables.items()
+    }
+    state = {name: frame.to_arrow() for name, frame in transformed.state.frames().items()}
+    state["runs"] = to_arrow(runs, RUNS)
     stage_dir = settings.staging_dir / run_id
-    stage_warehouse(arrow, stage_dir)
-    publish_staged(stage_dir, settings.warehouse)
+    stage_warehouse(arrow, state, stage_dir)
+    fault_point(settings, "load:staged")
+    publish_staged(stage_dir, settings.warehouse, run_id, lambda step: fault_point(settings, step))
     sync_quarantine(transformed.rejected_paths, settings.quarantine_dir)
     return settings.duckdb_path

@@ -54,3 +54,26 @@ def settings_for(tmp_path: Path):  # type: ignore[no-untyped-def]
         return Settings(seeds=seeds, warehouse=tmp_path / "warehouse", **kwargs)  # type: ignore[arg-type]
 
     return make
+
+
+def run_stages(settings):  # type: ignore[no-untyped-def]
+    """The flow's sequence as plain calls (no Prefect): extract → transform → validate → load."""
+    from datetime import UTC, datetime
+
+    from pipelines import stages
+
+    run_id, started = stages.new_run_id(), datetime.now(UTC)
+    with stages.exclusive_run(settings):
+        transformed = stages.transform(stages.extract(settings), settings, run_id)
+        report = stages.validate(transformed, settings)
+        record = stages.run_record(run_id, started, transformed, report, settings)
+        assert report.success, report.failure_lines()
+        stages.load(transformed, settings, record)
+    return transformed
+
+
+def transform_only(settings):  # type: ignore[no-untyped-def]
+    """Extract and transform (no Prefect, nothing written)."""
+    from pipelines import stages
+
+    return stages.transform(stages.extract(settings), settings, "test-run")

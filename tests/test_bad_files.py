@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import stages
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, transform_only
 
 BAD = FIXTURES / "bad"
 EDGE = FIXTURES / "edge"
@@ -33,7 +32,7 @@ def test_bad_file_rejected_and_others_load(
     settings = settings_for(
         seeds_copy, max_file_bytes=16_000
     )  # seeds are under 13 kB; the fixture ~20 kB
-    out = stages.transform(stages.extract(settings), settings)
+    out = transform_only(settings)
     rejected = out.tables["rejected_files"].to_dicts()
     assert len(rejected) == 1
     row = rejected[0]
@@ -47,7 +46,7 @@ def test_bad_file_rejected_and_others_load(
 
 def test_all_edge_fixtures_load(tmp_path: Path, settings_for) -> None:
     settings = settings_for(EDGE)
-    out = stages.transform(stages.extract(settings), settings)
+    out = transform_only(settings)
     assert out.tables["rejected_files"].height == 0
     authors = {r["name_raw"]: r for r in out.tables["authors"].to_dicts()}
     assert authors["Crlf, Carl"]["display_name"] == "Carl Crlf"

@@ -7,15 +7,14 @@ import hashlib
 import polars as pl
 import pytest
 
-from pipelines import stages
 from pipelines.config import Settings
-from tests.conftest import ROOT, SEEDS
+from tests.conftest import ROOT, SEEDS, transform_only
 
 
 @pytest.fixture(scope="module")
 def seeds_tables() -> dict[str, pl.DataFrame]:
     settings = Settings(seeds=SEEDS, warehouse=ROOT / "unused")
-    return stages.transform(stages.extract(settings), settings).tables
+    return transform_only(settings).tables
 
 
 # The five real pages, as published in ../shared/seeds/ (checked there too when it is present).
@@ -39,7 +38,13 @@ def test_seeds_are_the_real_pages_byte_for_byte() -> None:
 
 def test_exact_counts(seeds_tables: dict[str, pl.DataFrame]) -> None:
     counts = {name: frame.height for name, frame in seeds_tables.items()}
-    assert counts == {"authors": 5, "papers": 25, "authorship": 33, "rejected_files": 0}
+    assert counts == {
+        "authors": 5,
+        "papers": 25,
+        "authorship": 33,
+        "rejected_files": 0,
+        "manifest": 5,
+    }
 
 
 def test_author_of_001(seeds_tables: dict[str, pl.DataFrame]) -> None:

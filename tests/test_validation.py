@@ -9,16 +9,15 @@ import polars as pl
 import pytest
 
 from expectations.validate import SUITES_DIR, validate_tables
-from pipelines import stages
 from pipelines.config import Settings
-from tests.conftest import SEEDS
+from tests.conftest import SEEDS, transform_only
 from transforms.schema import CORE_TABLES
 
 
 @pytest.fixture(scope="module")
 def good() -> dict[str, pl.DataFrame]:
     settings = Settings(seeds=SEEDS, warehouse=Path("unused"))
-    tables = stages.transform(stages.extract(settings), settings).tables
+    tables = transform_only(settings).tables
     return {t.name: tables[t.name] for t in CORE_TABLES}
 
 

@@ -7,9 +7,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines import stages
 from pipelines.config import Settings
-from tests.conftest import SEEDS
+from tests.conftest import SEEDS, run_stages
 from transforms.schema import ALL_TABLES
 from warehouse.publish import WarehouseError, read_published_tables, run_query
 
@@ -17,7 +16,7 @@ from warehouse.publish import WarehouseError, read_published_tables, run_query
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     settings = Settings(seeds=SEEDS, warehouse=tmp_path_factory.mktemp("wh"))
-    stages.load(stages.transform(stages.extract(settings), settings), settings, "test-run")
+    run_stages(settings)
     return settings.warehouse
 
 

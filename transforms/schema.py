@@ -113,10 +113,54 @@ REJECTED_FILES = Table(
     primary_key=("file_name",),
 )
 
+TS = pa.timestamp("us", tz="UTC")
+I64 = pa.int64()
+
+MANIFEST = Table(
+    name="manifest",
+    comment="Every input file seen: size, hash, when first and last seen, and its status.",
+    columns=(
+        Column("file_name", STR, False, "File name, verbatim (authorship.source_file)."),
+        Column("size", I64, False, "Size in bytes when last seen."),
+        Column("mtime_ns", I64, False, "Modification time (ns) when last seen."),
+        Column("sha256", STR, False, "SHA-256 of the content when last seen."),
+        Column("first_seen", TS, False, "When a run first saw this file name."),
+        Column("last_seen", TS, False, "When a run last saw this file name."),
+        Column("status", STR, False, "loaded, rejected, or deleted (gone from the seeds)."),
+        Column("parsed_run_id", STR, True, "The run that parsed this content (runs.run_id)."),
+    ),
+    primary_key=("file_name",),
+)
+
+RUNS = Table(
+    name="runs",
+    comment="One row per run: timing, files, rows, validation outcome, software version.",
+    columns=(
+        Column("run_id", STR, False, "Run id: UTC start time plus a random suffix."),
+        Column("started_at", TS, False, "When the run started."),
+        Column("finished_at", TS, False, "When the run finished building (before publish)."),
+        Column("status", STR, False, "published, or validation_failed (nothing published)."),
+        Column("full_refresh", pa.bool_(), False, "True when the cache was ignored."),
+        Column("files_read", I64, False, "Input files found."),
+        Column("files_parsed", I64, False, "Files parsed in this run."),
+        Column("files_reused", I64, False, "Unchanged files whose parsed records were reused."),
+        Column("files_rejected", I64, False, "Files rejected (see rejected_files)."),
+        Column("files_deleted", I64, False, "Files gone since the previous run."),
+        Column("authors_rows", I64, False, "Rows in authors."),
+        Column("papers_rows", I64, False, "Rows in papers."),
+        Column("authorship_rows", I64, False, "Rows in authorship."),
+        Column("validation_success", pa.bool_(), False, "Did every expectation pass?"),
+        Column("expectations_evaluated", I64, False, "Expectations evaluated."),
+        Column("expectations_failed", I64, False, "Expectations that failed."),
+        Column("software_version", STR, False, "authorgraph version that ran."),
+    ),
+    primary_key=("run_id",),
+)
+
 #: The three tables the suites validate, in load order (referenced tables first).
 CORE_TABLES: tuple[Table, ...] = (AUTHORS, PAPERS, AUTHORSHIP)
 #: Every published table, in load order.
-ALL_TABLES: tuple[Table, ...] = (*CORE_TABLES, REJECTED_FILES)
+ALL_TABLES: tuple[Table, ...] = (*CORE_TABLES, REJECTED_FILES, MANIFEST, RUNS)
 TABLES_BY_NAME: dict[str, Table] = {t.name: t for t in ALL_TABLES}
 
 #: Reason codes for rejected files, in the order they are checked.

@@ -12,7 +12,13 @@ from dataclasses import dataclass
 import polars as pl
 import pyarrow as pa
 
-from transforms.normalize import author_id_for, paper_id_for, parse_person_name, subject_of
+from transforms.normalize import (
+    author_id_for,
+    paper_id_for,
+    parse_person_name,
+    stable_id,
+    subject_of,
+)
 from transforms.parse import AuthorPage
 from transforms.schema import AUTHORS, AUTHORSHIP, PAPERS, Table
 
@@ -20,19 +26,30 @@ PAGE_AUTHOR_SCHEMA: dict[str, pl.DataType] = {
     "file_name": pl.String(),
     **{c: pl.String() for c in AUTHORS.column_names},
 }
-PAGE_PAPER_SCHEMA: dict[str, pl.DataType] = {
+PAGE_LINK_SCHEMA: dict[str, pl.DataType] = {
     "file_name": pl.String(),
     "position": pl.Int32(),
+    "paper_id": pl.String(),
+    "variant_id": pl.String(),
+}
+VARIANT_SCHEMA: dict[str, pl.DataType] = {
+    "variant_id": pl.String(),
     **{c: pl.String() for c in PAPERS.column_names},
 }
 
 
 @dataclass(frozen=True)
 class StagedPages:
-    """Per-page rows for a batch of pages: one author row and one row per paper listing."""
+    """Per-page rows for a set of pages, small enough to cache and to merge in batches.
+
+    `page_authors`: one row per page. `page_links`: one row per paper listing (file, position,
+    paper id, variant id). `variants`: each distinct exact text of a paper, once, so the text
+    of a paper listed on hundreds of pages is held once, not hundreds of times.
+    """
 
     page_authors: pl.DataFrame
-    page_papers: pl.DataFrame
+    page_links: pl.DataFrame
+    variants: pl.DataFrame
 
     @staticmethod
     def concat(batches: Iterable[StagedPages]) -> StagedPages:
@@ -42,14 +59,17 @@ class StagedPages:
             return stage_pages([])
         return StagedPages(
             pl.concat([b.page_authors for b in batches]),
-            pl.concat([b.page_papers for b in batches]),
+            pl.concat([b.page_links for b in batches]),
+            pl.concat([b.variants for b in batches]).unique("variant_id", maintain_order=True),
         )
 
 
 def stage_pages(pages: Iterable[tuple[str, AuthorPage]]) -> StagedPages:
-    """Turn (file name, parsed page) pairs into per-page author and paper rows with ids."""
+    """Turn (file name, parsed page) pairs into per-page rows with ids."""
     authors: dict[str, list[str | None]] = {c: [] for c in PAGE_AUTHOR_SCHEMA}
-    papers: dict[str, list[str | int | None]] = {c: [] for c in PAGE_PAPER_SCHEMA}
+    links: dict[str, list[str | int]] = {c: [] for c in PAGE_LINK_SCHEMA}
+    variants: dict[str, list[str | None]] = {c: [] for c in VARIANT_SCHEMA}
+    seen: set[str] = set()
     for file_name, page in pages:
         name = parse_person_name(page.name_line)
         author_row = {
@@ -64,29 +84,39 @@ def stage_pages(pages: Iterable[tuple[str, AuthorPage]]) -> StagedPages:
         for column, value in author_row.items():
             authors[column].append(value)
         for position, paper in enumerate(page.papers):
-            papers["file_name"].append(file_name)
-            papers["position"].append(position)
-            papers["paper_id"].append(paper_id_for(paper.title, paper.abstract))
-            papers["title"].append(paper.title)
-            papers["source"].append(paper.source)
-            papers["subject"].append(subject_of(paper.source))
-            papers["abstract"].append(paper.abstract)
+            paper_id = paper_id_for(paper.title, paper.abstract)
+            variant_id = stable_id(paper.title, paper.source, paper.abstract or "\x00")
+            links["file_name"].append(file_name)
+            links["position"].append(position)
+            links["paper_id"].append(paper_id)
+            links["variant_id"].append(variant_id)
+            if variant_id not in seen:
+                seen.add(variant_id)
+                variants["variant_id"].append(variant_id)
+                variants["paper_id"].append(paper_id)
+                variants["title"].append(paper.title)
+                variants["source"].append(paper.source)
+                variants["subject"].append(subject_of(paper.source))
+                variants["abstract"].append(paper.abstract)
     return StagedPages(
         pl.DataFrame(authors, schema=PAGE_AUTHOR_SCHEMA),
-        pl.DataFrame(papers, schema=PAGE_PAPER_SCHEMA),
+        pl.DataFrame(links, schema=PAGE_LINK_SCHEMA),
+        pl.DataFrame(variants, schema=VARIANT_SCHEMA),
     )
 
 
 def build_tables(staged: StagedPages) -> dict[str, pl.DataFrame]:
     """Merge per-page rows into authors, papers and authorship (first copy in file order wins)."""
-    page_papers = staged.page_papers.sort(["file_name", "position"])
+    links = staged.page_links.sort(["file_name", "position"])
     papers = (
-        page_papers.unique("paper_id", keep="first", maintain_order=True)
+        links.unique("paper_id", keep="first", maintain_order=True)
+        .select("variant_id")
+        .join(staged.variants, on="variant_id", how="left")
         .select(PAPERS.column_names)
         .sort("paper_id")
     )
     authorship = (
-        page_papers.join(
+        links.join(
             staged.page_authors.select("file_name", "author_id"), on="file_name", how="inner"
         )
         .sort(["file_name", "position"])

@@ -1,4 +1,12 @@
-"""Write the tables (Parquet + DuckDB) into a staging folder, then publish them atomically.
+"""Build the warehouse in a staging folder, then publish it with atomic renames.
+
+Layout of a warehouse folder::
+
+    authorgraph.duckdb            the published database (replaced whole, never written in place)
+    current -> versions/<run_id>  the published Parquet tables and run state (a symlink swap)
+    parquet -> current/parquet    a stable path to the published Parquet tables
+    versions/<run_id>/            parquet/*.parquet and state/*.parquet of one run
+    .staging/<run_id>/            a run in progress (removed by the next run if it was killed)
 
 Nothing here reads page files or pastes a value from a file into SQL text: tables arrive as
 Arrow tables and are registered with DuckDB; DDL is generated from `transforms.schema`.
@@ -8,7 +16,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
+import stat
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import duckdb
@@ -19,13 +28,42 @@ from transforms.schema import ALL_TABLES, TABLES_BY_NAME, Table
 
 DUCKDB_FILE = "authorgraph.duckdb"
 PARQUET_DIR = "parquet"
+STATE_DIR = "state"
+VERSIONS_DIR = "versions"
+CURRENT_LINK = "current"
+STAGING_DIR = ".staging"
 # Files readable by DuckDB 1.4+ (many BI drivers and CLIs still ship 1.x).
 STORAGE_COMPATIBILITY = "v1.4.0"
-_DUCKDB_TYPES = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.bool_(): "BOOLEAN"}
+_DUCKDB_TYPES = {
+    pa.string(): "VARCHAR",
+    pa.int64(): "BIGINT",
+    pa.bool_(): "BOOLEAN",
+    pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ",
+}
+
+Step = Callable[[str], None]
 
 
 class WarehouseError(Exception):
     """The warehouse could not be read or written."""
+
+
+def _no_step(_: str) -> None:
+    return None
+
+
+def no_world_write(path: Path) -> None:
+    """Drop world-write permission from a file or folder this code created."""
+    mode = stat.S_IMODE(path.lstat().st_mode)
+    if mode & stat.S_IWOTH and not path.is_symlink():
+        os.chmod(path, mode & ~stat.S_IWOTH)
+
+
+def make_dir(path: Path) -> Path:
+    """Create a folder (and parents) without world-write permission."""
+    path.mkdir(parents=True, exist_ok=True)
+    no_world_write(path)
+    return path
 
 
 def sql_literal(text: str) -> str:
@@ -53,13 +91,18 @@ def table_ddl(table: Table) -> list[str]:
     return statements
 
 
-def write_parquet(tables: Mapping[str, pa.Table], out_dir: Path) -> dict[str, Path]:
+def write_parquet(
+    tables: Mapping[str, pa.Table], out_dir: Path, declared: bool = True
+) -> dict[str, Path]:
     """Write each table to `<out_dir>/<name>.parquet` (zstd), cast to its declared schema."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(out_dir)
     paths = {}
     for name, table in tables.items():
         path = out_dir / f"{name}.parquet"
-        pq.write_table(table.cast(TABLES_BY_NAME[name].arrow_schema), path, compression="zstd")
+        if declared:
+            table = table.cast(TABLES_BY_NAME[name].arrow_schema)
+        pq.write_table(table, path, compression="zstd")
+        no_world_write(path)
         paths[name] = path
     return paths
 
@@ -68,9 +111,8 @@ def build_duckdb(db_path: Path, tables: Mapping[str, pa.Table]) -> None:
     """Create a new DuckDB file with every declared table, its keys, comments and rows."""
     if db_path.exists():
         db_path.unlink()
-    con = duckdb.connect(
-        str(db_path), config={"storage_compatibility_version": STORAGE_COMPATIBILITY}
-    )
+    config = {"storage_compatibility_version": STORAGE_COMPATIBILITY}
+    con = duckdb.connect(str(db_path), config=config)
     try:
         con.execute("BEGIN")
         for table in ALL_TABLES:
@@ -84,33 +126,87 @@ def build_duckdb(db_path: Path, tables: Mapping[str, pa.Table]) -> None:
         con.execute("CHECKPOINT")
     finally:
         con.close()
+    no_world_write(db_path)
 
 
-def stage_warehouse(tables: Mapping[str, pa.Table], stage_dir: Path) -> Path:
-    """Write Parquet and a complete DuckDB file into `stage_dir`; return it."""
-    write_parquet(tables, stage_dir / PARQUET_DIR)
+def stage_warehouse(
+    tables: Mapping[str, pa.Table], state: Mapping[str, pa.Table], stage_dir: Path
+) -> Path:
+    """Write Parquet tables, run state and a complete DuckDB file into `stage_dir`."""
+    make_dir(stage_dir)
+    write_parquet(tables, stage_dir / "version" / PARQUET_DIR)
+    write_parquet(state, stage_dir / "version" / STATE_DIR, declared=False)
     build_duckdb(stage_dir / DUCKDB_FILE, tables)
     return stage_dir
 
 
-def publish_staged(stage_dir: Path, warehouse: Path) -> None:
-    """Move a staged build into place: each file with one atomic `os.replace`."""
-    target_parquet = warehouse / PARQUET_DIR
-    target_parquet.mkdir(parents=True, exist_ok=True)
-    for staged in sorted((stage_dir / PARQUET_DIR).glob("*.parquet")):
-        os.replace(staged, target_parquet / staged.name)
+def _swap_symlink(link: Path, target: str) -> None:
+    tmp = link.with_name(f".{link.name}.tmp")
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+
+
+def publish_staged(stage_dir: Path, warehouse: Path, run_id: str, on_step: Step = _no_step) -> None:
+    """Publish a staged run: version folder in place, `current` swapped, DuckDB file replaced.
+
+    Each step is one atomic rename, so a reader sees the old or the new version of each file,
+    never a mix, and a run killed between two steps leaves a readable warehouse behind.
+    """
+    versions = make_dir(warehouse / VERSIONS_DIR)
+    os.rename(stage_dir / "version", versions / run_id)
+    on_step("publish:version_moved")
+    _swap_symlink(warehouse / CURRENT_LINK, f"{VERSIONS_DIR}/{run_id}")
+    parquet_link = warehouse / PARQUET_DIR
+    if parquet_link.is_dir() and not parquet_link.is_symlink():
+        shutil.rmtree(parquet_link)  # a warehouse from before versioned publishing
+    if not parquet_link.is_symlink():
+        _swap_symlink(parquet_link, f"{CURRENT_LINK}/{PARQUET_DIR}")
+    on_step("publish:current_swapped")
     db_target = warehouse / DUCKDB_FILE
     # A WAL left by a crashed writer would not match the new file: drop it first.
     wal = db_target.with_name(db_target.name + ".wal")
     if wal.exists():
         wal.unlink()
     os.replace(stage_dir / DUCKDB_FILE, db_target)
+    on_step("publish:duckdb_replaced")
     shutil.rmtree(stage_dir, ignore_errors=True)
+
+
+def current_version(warehouse: Path) -> Path | None:
+    """The published version folder, or None before the first publish."""
+    link = warehouse / CURRENT_LINK
+    return link.resolve() if link.is_symlink() and link.resolve().is_dir() else None
+
+
+def clean_leftovers(warehouse: Path, keep_versions: int = 2) -> list[Path]:
+    """Remove staging folders of killed runs and all but the newest published versions.
+
+    Call only while holding the writer lock. The current version is always kept.
+    """
+    removed: list[Path] = []
+    staging = warehouse / STAGING_DIR
+    if staging.is_dir():
+        for leftover in staging.iterdir():
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink()
+            removed.append(leftover)
+    versions = warehouse / VERSIONS_DIR
+    current = current_version(warehouse)
+    if versions.is_dir():
+        old = sorted(p for p in versions.iterdir() if p.resolve() != current)
+        for stale in old[: max(len(old) - (keep_versions - 1), 0)]:
+            shutil.rmtree(stale, ignore_errors=True)
+            removed.append(stale)
+    return removed
 
 
 def sync_quarantine(rejected: Mapping[str, Path], quarantine: Path) -> None:
     """Keep a copy of each rejected file (name → source path); drop copies no longer rejected."""
-    quarantine.mkdir(parents=True, exist_ok=True)
+    make_dir(quarantine)
     for name, source in rejected.items():
         tmp = quarantine / f".{name}.tmp"
         shutil.copyfile(source, tmp)
@@ -135,7 +231,10 @@ def read_published_tables(warehouse: Path) -> dict[str, pa.Table]:
     """Read every published table back from the DuckDB file."""
     con = connect_read_only(warehouse)
     try:
-        return {t.name: con.sql(f"SELECT * FROM {t.name}").to_arrow_table() for t in ALL_TABLES}
+        return {
+            t.name: con.sql(f"SELECT * FROM {t.name}").to_arrow_table().cast(t.arrow_schema)
+            for t in ALL_TABLES
+        }
     finally:
         con.close()
 
