@@ -40,7 +40,7 @@ class Settings:
     wait_seconds: float = 0.0  # how long to wait for another run's writer lock
     workers: int = 1  # processes parsing file batches
     batch_files: int = 500  # files per parse batch (bounds memory)
-    kill_at: str | None = None  # testing hook: SIGKILL the run at this named point
+    fault: str | None = None  # testing hook: "<point>=kill" or "<point>=sleep:<seconds>"
 
     @property
     def duckdb_path(self) -> Path:
@@ -110,7 +110,7 @@ def resolve_settings(
         max_file_bytes=max_bytes,
         strict=strict_value,
         workers=workers,
-        kill_at=env.get(ENV_PREFIX + "KILL_AT") or None,
+        fault=env.get(ENV_PREFIX + "FAULT") or None,
         **{k: v for k, v in options.items() if v is not None},  # type: ignore[arg-type]
     )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -30,6 +31,7 @@ from transforms.tables import StagedPages, build_tables, stage_pages, to_arrow
 from warehouse.lock import writer_lock
 from warehouse.publish import (
     clean_leftovers,
+    deny_world_write,
     make_dir,
     publish_staged,
     stage_warehouse,
@@ -54,14 +56,21 @@ def new_run_id() -> str:
 
 
 def fault_point(settings: Settings, name: str) -> None:
-    """Testing hook: with AUTHORGRAPH_KILL_AT=<name>, die here as `kill -9` would."""
-    if settings.kill_at == name:
+    """Testing hook: AUTHORGRAPH_FAULT=<name>=kill dies here as `kill -9` would;
+    <name>=sleep:<seconds> pauses here (to start a competing run or reader meanwhile)."""
+    if not settings.fault or not settings.fault.startswith(name + "="):
+        return
+    action = settings.fault.split("=", 1)[1]
+    if action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
+    elif action.startswith("sleep:"):
+        time.sleep(float(action.split(":", 1)[1]))
 
 
 @contextmanager
 def exclusive_run(settings: Settings) -> Iterator[None]:
     """Hold the warehouse's writer lock for a whole run; clean up what killed runs left."""
+    deny_world_write()
     make_dir(settings.warehouse)
     with writer_lock(settings.warehouse, settings.wait_seconds):
         clean_leftovers(settings.warehouse)
@@ -128,6 +137,8 @@ def extract(settings: Settings) -> Extracted:
         ]
     )
     usable = previous.manifest.join(keys.unique(), on=["file_name", "sha256"], how="semi")
+    if settings.full_refresh:
+        usable = usable.clear()
     files = plan_files(refs, usable, settings.full_hash)
     names = {r.name for r in refs}
     deleted = [

@@ -60,10 +60,17 @@ def no_world_write(path: Path) -> None:
 
 
 def make_dir(path: Path) -> Path:
-    """Create a folder (and parents) without world-write permission."""
+    """Create a folder (and missing parents) without world-write permission."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
     path.mkdir(parents=True, exist_ok=True)
-    no_world_write(path)
+    for created in missing:
+        no_world_write(created)
     return path
+
+
+def deny_world_write() -> None:
+    """Make this process create nothing world-writable, whatever the user's umask."""
+    os.umask(os.umask(0) | stat.S_IWOTH)
 
 
 def sql_literal(text: str) -> str:

@@ -1,0 +1,205 @@
+"""Real processes against a real warehouse: readers during a run, kill -9, two runs at once,
+awkward file names and permissions."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.conftest import FIXTURES, ROOT
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+KILL_POINTS = [
+    "transform:parsing",
+    "load:staged",
+    "publish:version_moved",
+    "publish:current_swapped",
+    "publish:duckdb_replaced",
+]
+
+
+@pytest.fixture
+def cli_env(prefect_harness: None) -> dict[str, str]:
+    """Environment for `authorgraph` subprocesses: the session's Prefect server, quiet."""
+    from prefect.settings import PREFECT_API_URL
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHORGRAPH_")}
+    env["PREFECT_API_URL"] = str(PREFECT_API_URL.value())
+    return env
+
+
+def start_run(
+    seeds: Path, warehouse: Path, env: dict[str, str], *args: str, fault: str | None = None
+) -> subprocess.Popen[str]:
+    run_env = dict(env)
+    if fault:
+        run_env["AUTHORGRAPH_FAULT"] = fault
+    command = [sys.executable, "-m", "pipelines", "run", "--seeds", str(seeds)]
+    command += ["--warehouse", str(warehouse), *args]
+    return subprocess.Popen(
+        command, cwd=ROOT, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def run_cli(
+    seeds: Path, warehouse: Path, env: dict[str, str], *args: str, fault: str | None = None
+):  # type: ignore[no-untyped-def]
+    process = start_run(seeds, warehouse, env, *args, fault=fault)
+    out, err = process.communicate(timeout=300)
+    return process.returncode, out, err
+
+
+def counts(warehouse: Path) -> tuple[int, int, int]:
+    con = duckdb.connect(str(warehouse / "authorgraph.duckdb"), read_only=True)
+    try:
+        row = con.execute(
+            "select (select count(*) from authors), (select count(*) from papers), "
+            "(select count(*) from authorship)"
+        ).fetchone()
+    finally:
+        con.close()
+    assert row is not None
+    return row
+
+
+def wait_for(predicate, timeout: float = 120.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def add_page(seeds: Path) -> None:
+    shutil.copy(FIXTURES / "edge" / "wrapped_fields.txt", seeds / "005_wrapped.txt")
+
+
+def test_reader_holding_the_file_keeps_working_while_a_run_publishes(
+    seeds_copy: Path, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    warehouse = tmp_path / "wh"
+    assert run_cli(seeds_copy, warehouse, cli_env)[0] == 0
+    reader_code = textwrap.dedent(
+        """
+        import sys, duckdb
+        con = duckdb.connect(sys.argv[1], read_only=True)
+        q = "select count(*) from papers"
+        print(con.execute(q).fetchone()[0], flush=True)
+        sys.stdin.readline()
+        print(con.execute(q).fetchone()[0], flush=True)
+        """
+    )
+    reader = subprocess.Popen(
+        [sys.executable, "-c", reader_code, str(warehouse / "authorgraph.duckdb")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert reader.stdout is not None and reader.stdin is not None
+    assert reader.stdout.readline().strip() == "25"  # holding a read-only connection now
+    add_page(seeds_copy)
+    code, _out, err = run_cli(seeds_copy, warehouse, cli_env)
+    assert code == 0, err
+    reader.stdin.write("\n")
+    reader.stdin.flush()
+    assert reader.stdout.readline().strip() == "25"  # its snapshot, still readable
+    assert reader.wait(timeout=30) == 0
+    assert counts(warehouse)[1] == 27  # new connections see the new version
+
+
+def test_kill_9_at_any_point_leaves_the_warehouse_readable_and_recoverable(
+    seeds_copy: Path, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    """One killed run per point, back to back; each starts by clearing what the last one left."""
+    warehouse = tmp_path / "wh"
+    assert run_cli(seeds_copy, warehouse, cli_env)[0] == 0
+    add_page(seeds_copy)  # every run from here on would publish 6 authors, 27 papers
+    for point in KILL_POINTS:
+        code, _, err = run_cli(seeds_copy, warehouse, cli_env, fault=f"{point}=kill")
+        assert code == -9, (point, err)
+        # Readable and intact: the old version or the new one, each complete.
+        assert counts(warehouse) in {(5, 25, 33), (6, 27, 35)}, point
+        parquet = (
+            duckdb.connect()
+            .execute(
+                "select count(*) from read_parquet(?)",
+                [str(warehouse / "parquet" / "papers.parquet")],
+            )
+            .fetchone()
+        )
+        assert parquet in {(25,), (27,)}, point
+        leftovers = list((warehouse / ".staging").iterdir())
+        assert len(leftovers) <= 1, (point, leftovers)  # only the killed run's own
+    code, _out, err = run_cli(seeds_copy, warehouse, cli_env)
+    assert code == 0, err
+    assert counts(warehouse) == (6, 27, 35)
+    assert not any((warehouse / ".staging").iterdir())
+
+
+def test_two_runs_at_once_one_waits_or_stops_cleanly(
+    seeds_copy: Path, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    warehouse = tmp_path / "wh"
+    first = start_run(seeds_copy, warehouse, cli_env, fault="transform:parsing=sleep:30")
+    lock = warehouse / ".lock"
+    wait_for(lambda: lock.exists() and lock.read_text().strip() == str(first.pid))
+    code, out, err = run_cli(seeds_copy, warehouse, cli_env)
+    assert code == 4
+    assert f"another run is publishing to {warehouse}" in err
+    assert "Traceback" not in err + out
+    waiting = start_run(seeds_copy, warehouse, cli_env, "--wait", "120")
+    assert first.wait(timeout=300) == 0
+    out, err = waiting.communicate(timeout=300)
+    assert waiting.returncode == 0, err
+    assert "0 parsed, 5 unchanged and reused" in out
+    assert counts(warehouse) == (5, 25, 33)
+
+
+def test_awkward_file_names_are_just_data(
+    seeds_copy: Path, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    names = ["-leading dash.txt", 'it\'s "quoted"; drop table papers;--.txt', "ünï cødé 名前.txt"]
+    for name, source in zip(names, sorted(seeds_copy.iterdir())[:3], strict=True):
+        source.rename(seeds_copy / name)
+    shutil.copy(FIXTURES / "bad" / "missing_header.txt", seeds_copy / "-bad; name'.txt")
+    warehouse = tmp_path / "wh"
+    code, _out, err = run_cli(seeds_copy, warehouse, cli_env)
+    assert code == 0, err
+    con = duckdb.connect(str(warehouse / "authorgraph.duckdb"), read_only=True)
+    try:
+        sources = {
+            r[0] for r in con.execute("select distinct source_file from authorship").fetchall()
+        }
+        rejected = con.execute("select file_name from rejected_files").fetchall()
+        tables = con.execute("select count(*) from papers").fetchone()
+    finally:
+        con.close()
+    assert set(names) <= sources
+    assert rejected == [("-bad; name'.txt",)]
+    assert tables == (25,)
+    assert (warehouse / "quarantine" / "-bad; name'.txt").is_file()
+
+
+def test_nothing_is_world_writable(
+    seeds_copy: Path, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    old = os.umask(0)  # the most permissive umask a user could have
+    try:
+        warehouse = tmp_path / "wh"
+        process = start_run(seeds_copy, warehouse, cli_env)
+        _, err = process.communicate(timeout=300)
+    finally:
+        os.umask(old)
+    assert process.returncode == 0, err
+    for path in [warehouse, *warehouse.rglob("*")]:
+        if path.is_symlink():
+            continue
+        assert not stat.S_IMODE(path.stat().st_mode) & stat.S_IWOTH, path

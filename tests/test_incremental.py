@@ -1,0 +1,222 @@
+"""Incremental runs: cache reuse, changes, deletions, full refresh, idempotence, quarantine.
+
+These run the stages in-process (no Prefect) against real warehouse folders and DuckDB files.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from pipelines import stages
+from pipelines.config import Settings
+from tests.conftest import FIXTURES, run_stages
+from transforms.schema import ALL_TABLES
+from warehouse.publish import read_published_tables
+
+DATA_TABLES = ("authors", "papers", "authorship", "rejected_files")
+
+
+def published(settings: Settings) -> dict[str, pl.DataFrame]:
+    tables = read_published_tables(settings.warehouse)
+    return {name: pl.from_arrow(tables[name]) for name in DATA_TABLES}  # type: ignore[misc]
+
+
+def query_bytes(settings: Settings) -> bytes:
+    """Every data table, as the exact rows a SQL reader gets, serialized."""
+    con = duckdb.connect(str(settings.duckdb_path), read_only=True)
+    try:
+        out = []
+        for name in DATA_TABLES:
+            out.append(repr(con.execute(f"select * from {name} order by all").fetchall()))
+        return "\n".join(out).encode()
+    finally:
+        con.close()
+
+
+def last_run(settings: Settings) -> dict[str, object]:
+    con = duckdb.connect(str(settings.duckdb_path), read_only=True)
+    try:
+        cursor = con.execute("select * from runs order by run_id desc limit 1")
+        names = [d[0] for d in cursor.description]
+        return dict(zip(names, cursor.fetchone(), strict=True))
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def settings(seeds_copy: Path, tmp_path: Path) -> Settings:
+    return Settings(seeds=seeds_copy, warehouse=tmp_path / "wh", workers=1)
+
+
+def test_second_run_reuses_everything_and_changes_nothing(settings: Settings) -> None:
+    first = run_stages(settings)
+    before_tables, before_bytes = published(settings), query_bytes(settings)
+    assert (first.files_parsed, first.files_reused) == (5, 0)
+    second = run_stages(settings)
+    assert (second.files_parsed, second.files_reused) == (0, 5)
+    for name, frame in published(settings).items():
+        assert_frame_equal(frame, before_tables[name])
+    assert query_bytes(settings) == before_bytes
+    run = last_run(settings)
+    assert (run["files_read"], run["files_parsed"], run["files_reused"]) == (5, 0, 5)
+    assert run["validation_success"] is True and run["status"] == "published"
+
+
+def test_changed_file_replaces_its_contributions(settings: Settings) -> None:
+    run_stages(settings)
+    page = settings.seeds / "002_928ee7f537c5860a.txt"
+    text = page.read_text(encoding="utf-8")
+    # Drop its last paper (only listed on this page and 003) and add a new one.
+    blocks = text.split("\n\n\n")
+    page.write_text("\n\n\n".join([*blocks[:-1], "Brand New Paper\n\nNature"]), encoding="utf-8")
+    out = run_stages(settings)
+    assert (out.files_parsed, out.files_reused) == (1, 4)
+    tables = published(settings)
+    titles = set(tables["papers"]["title"])
+    assert "Brand New Paper" in titles
+    assert not any(t.startswith("Data-Efficient Learning via Clustering") for t in titles)
+    assert tables["papers"].height == 25  # one removed, one added
+    jerome = tables["authors"].filter(pl.col("display_name") == "Sammy Jerome")["author_id"][0]
+    assert tables["authorship"].filter(pl.col("author_id") == jerome).height == 3
+
+
+def test_deleted_file_contributions_disappear(settings: Settings) -> None:
+    run_stages(settings)
+    (settings.seeds / "002_928ee7f537c5860a.txt").unlink()
+    out = run_stages(settings)
+    assert out.files_deleted == 1
+    tables = published(settings)
+    assert "Sammy Jerome" not in set(tables["authors"]["display_name"])
+    assert tables["authors"].height == 4
+    assert tables["authorship"].height == 30
+    # Papers only on the deleted page are gone; shared ones stay.
+    assert "Gemma 3 Technical Report" in set(tables["papers"]["title"])
+    assert not any(t.startswith("Data-Efficient Learning") for t in tables["papers"]["title"])
+    con = duckdb.connect(str(settings.duckdb_path), read_only=True)
+    try:
+        status = con.execute(
+            "select status from manifest where file_name = ?", ["002_928ee7f537c5860a.txt"]
+        ).fetchone()
+    finally:
+        con.close()
+    assert status == ("deleted",)
+
+
+def test_full_refresh_equals_incremental(settings: Settings) -> None:
+    run_stages(settings)
+    (settings.seeds / "004_c8458a22db8174c8.txt").unlink()
+    shutil.copy(FIXTURES / "edge" / "wrapped_fields.txt", settings.seeds / "005_wrapped.txt")
+    shutil.copy(FIXTURES / "bad" / "incomplete_paper.txt", settings.seeds / "006_bad.txt")
+    incremental = run_stages(settings)
+    assert incremental.files_parsed == 2
+    inc_tables, inc_bytes = published(settings), query_bytes(settings)
+    full = run_stages(Settings(**{**settings.__dict__, "full_refresh": True}))
+    assert (full.files_parsed, full.files_reused) == (6, 0)
+    for name, frame in published(settings).items():
+        assert_frame_equal(frame, inc_tables[name])
+    assert query_bytes(settings) == inc_bytes
+    assert last_run(settings)["full_refresh"] is True
+
+
+def test_listing_order_does_not_matter(settings: Settings) -> None:
+    extracted = stages.extract(settings)
+    forward = stages.transform(extracted, settings, "r1")
+    extracted.files.reverse()
+    backward = stages.transform(extracted, settings, "r1")
+    for name in DATA_TABLES:
+        assert_frame_equal(forward.tables[name], backward.tables[name])
+
+
+def test_same_size_and_mtime_is_trusted_unless_full_hash(settings: Settings) -> None:
+    run_stages(settings)
+    page = settings.seeds / "000_38a999d25114c30e.txt"
+    stat = page.stat()
+    data = page.read_bytes().replace(b"Gemma 3 Technical Report", b"Gemma 3 Technical Rep0rt")
+    page.write_bytes(data)
+    os.utime(page, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert run_stages(settings).files_parsed == 0  # like rsync: size + mtime unchanged
+    out = run_stages(Settings(**{**settings.__dict__, "full_hash": True}))
+    assert out.files_parsed == 1
+    assert "Gemma 3 Technical Rep0rt" in set(published(settings)["papers"]["title"])
+
+
+def test_touched_but_unchanged_file_is_hashed_not_parsed(settings: Settings) -> None:
+    run_stages(settings)
+    page = settings.seeds / "003_946b4e9e47dcb52c.txt"
+    os.utime(page, ns=(page.stat().st_atime_ns, page.stat().st_mtime_ns + 10**9))
+    out = run_stages(settings)
+    assert (out.files_parsed, out.files_reused) == (0, 5)
+
+
+def test_rejected_file_stays_quarantined_until_fixed(settings: Settings) -> None:
+    bad = settings.seeds / "bad page.txt"
+    shutil.copy(FIXTURES / "bad" / "incomplete_paper.txt", bad)
+    run_stages(settings)
+    quarantined = settings.quarantine_dir / "bad page.txt"
+    assert quarantined.read_bytes() == bad.read_bytes()
+    again = run_stages(settings)  # unchanged: reused, still rejected, still quarantined
+    assert again.files_reused == 6 and again.files_rejected == 1
+    assert quarantined.exists()
+    assert published(settings)["rejected_files"]["reason_code"].to_list() == ["INCOMPLETE_PAPER"]
+    bad.write_bytes(bad.read_bytes() + b"\n\nNow It Has A Source")
+    fixed = run_stages(settings)
+    assert fixed.files_rejected == 0
+    assert not quarantined.exists()
+    assert published(settings)["rejected_files"].height == 0
+    assert "Trunc Tina" not in set(published(settings)["authors"]["display_name"])
+    assert "Tina Trunc" in set(published(settings)["authors"]["display_name"])
+
+
+def test_failed_run_is_recorded_in_runs(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    run_stages(settings)
+    run_id, started = stages.new_run_id(), datetime.now(UTC)
+    transformed = stages.transform(stages.extract(settings), settings, run_id)
+    transformed.tables["papers"] = transformed.tables["papers"].with_columns(title=pl.lit(" x"))
+    report = stages.validate(transformed, settings)
+    assert not report.success
+    stages.record_failed_run(
+        settings, stages.run_record(run_id, started, transformed, report, settings)
+    )
+    run_stages(settings)
+    con = duckdb.connect(str(settings.duckdb_path), read_only=True)
+    try:
+        rows = con.execute("select run_id, status, validation_success from runs").fetchall()
+    finally:
+        con.close()
+    assert (run_id, "validation_failed", False) in rows
+    assert [r[1] for r in rows].count("published") == 2
+
+
+def test_leftovers_and_stale_wal_are_cleaned(settings: Settings) -> None:
+    run_stages(settings)
+    junk = settings.staging_dir / "20200101T000000Z-dead"
+    (junk / "version").mkdir(parents=True)
+    (junk / "authorgraph.duckdb").write_bytes(b"half written")
+    settings.duckdb_path.with_name("authorgraph.duckdb.wal").write_bytes(b"not a wal")
+    run_stages(settings)
+    assert not junk.exists()
+    assert not settings.duckdb_path.with_name("authorgraph.duckdb.wal").exists()
+    assert published(settings)["papers"].height == 25
+    versions = sorted((settings.warehouse / "versions").iterdir())
+    assert len(versions) == 2  # the current one and the one before it
+
+
+def test_every_table_is_published_in_duckdb_and_manifest_tracks_files(settings: Settings) -> None:
+    run_stages(settings)
+    tables = read_published_tables(settings.warehouse)
+    assert set(tables) == {t.name for t in ALL_TABLES}
+    manifest = pl.from_arrow(tables["manifest"])
+    assert manifest.height == 5
+    assert set(manifest["status"]) == {"loaded"}
+    assert manifest["sha256"].str.len_chars().to_list() == [64] * 5
