@@ -54,3 +54,14 @@ def settings_for(tmp_path: Path):  # type: ignore[no-untyped-def]
         return Settings(seeds=seeds, warehouse=tmp_path / "warehouse", **kwargs)  # type: ignore[arg-type]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def seeds_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A warehouse published from seeds/ without Prefect (fast; shared, so treat as read-only)."""
+    from pipelines import stages
+    from pipelines.config import Settings
+
+    settings = Settings(seeds=SEEDS, warehouse=tmp_path_factory.mktemp("seeds-warehouse"))
+    stages.load(stages.transform(stages.extract(settings), settings), settings, "seeds-run")
+    return settings.warehouse
