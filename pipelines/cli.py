@@ -182,6 +182,28 @@ def sql(
         sys.stdout.write(to_csv(columns, rows) if fmt == "csv" else to_json(columns, rows))
 
 
+@app.command()
+def report(
+    out_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="HTML file to write [default: <warehouse>/report.html].", dir_okay=False
+        ),
+    ] = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Write one self-contained HTML page: counts, top authors, subjects, co-author graph."""
+    settings = settings_or_exit(warehouse=warehouse)
+    from pipelines.report import write_report
+    from warehouse.publish import WarehouseError
+
+    try:
+        path = write_report(settings.warehouse, out_file or settings.warehouse / "report.html")
+    except (WarehouseError, OSError) as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+    out.print(f"report: {path}", markup=False)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
