@@ -6,13 +6,12 @@ Exit codes: 0 done, 1 validation failed (nothing published), 2 usage or input er
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table as RichTable
-from rich.text import Text
 
 from pipelines.config import ConfigError, Settings, quiet_libraries, resolve_settings
 
@@ -176,21 +175,62 @@ def validate(warehouse: WarehouseOpt = None) -> None:
 
 @app.command()
 def sql(
-    query: Annotated[str, typer.Argument(help="The SQL to run (read-only).")],
+    query: Annotated[
+        str | None, typer.Argument(help="The SQL to run (read-only); `-` reads it from stdin.")
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", help="Read the SQL from this file.", dir_okay=False)
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="Output format: table, csv or json.")
+    ] = "table",
     warehouse: WarehouseOpt = None,
 ) -> None:
-    """Run a read-only SQL query against the published DuckDB file and print a table."""
-    settings = settings_or_exit(warehouse=warehouse)
+    """Run a read-only SQL query against the published DuckDB file and print the result."""
+    from pipelines.formats import FORMATS, to_csv, to_json, to_rich_table
     from warehouse.publish import WarehouseError, run_query
 
+    if fmt not in FORMATS:
+        raise fail(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}", EXIT_USAGE)
+    if (query is None) == (file is None):
+        raise fail("give the SQL either as an argument (`-` for stdin) or with --file", EXIT_USAGE)
     try:
-        columns, rows = run_query(settings.warehouse, query)
+        text = file.read_text(encoding="utf-8") if file else query
+    except OSError as exc:
+        raise fail(f"cannot read {file}: {exc.strerror}", EXIT_USAGE) from None
+    if text == "-":
+        text = sys.stdin.read()
+    settings = settings_or_exit(warehouse=warehouse)
+    try:
+        columns, rows = run_query(settings.warehouse, str(text))
     except WarehouseError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
-    table = RichTable(*columns, show_lines=False)
-    for row in rows:
-        table.add_row(*(Text("NULL" if v is None else str(v)) for v in row))
-    out.print(table)
+    if fmt == "table":
+        out.print(to_rich_table(columns, rows))
+    else:
+        sys.stdout.write(to_csv(columns, rows) if fmt == "csv" else to_json(columns, rows))
+
+
+@app.command()
+def report(
+    out_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="HTML file to write [default: <warehouse>/report.html].", dir_okay=False
+        ),
+    ] = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Write one self-contained HTML page: counts, top authors, subjects, co-author graph."""
+    settings = settings_or_exit(warehouse=warehouse)
+    from pipelines.report import write_report
+    from warehouse.publish import WarehouseError
+
+    try:
+        path = write_report(settings.warehouse, out_file or settings.warehouse / "report.html")
+    except (WarehouseError, OSError) as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+    out.print(f"report: {path}", markup=False)
 
 
 def main() -> None:

@@ -77,3 +77,13 @@ def transform_only(settings):  # type: ignore[no-untyped-def]
     from pipelines import stages
 
     return stages.transform(stages.extract(settings), settings, "test-run")
+
+
+@pytest.fixture(scope="session")
+def seeds_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A warehouse published from seeds/ without Prefect (fast; shared, so treat as read-only)."""
+    from pipelines.config import Settings
+
+    settings = Settings(seeds=SEEDS, warehouse=tmp_path_factory.mktemp("seeds-warehouse"))
+    run_stages(settings)
+    return settings.warehouse

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from transforms.schema import ALL_TABLES, TABLES_BY_NAME, Table
+from warehouse.views import create_views
 
 DUCKDB_FILE = "authorgraph.duckdb"
 PARQUET_DIR = "parquet"
@@ -129,6 +130,7 @@ def build_duckdb(db_path: Path, tables: Mapping[str, pa.Table]) -> None:
             con.register("incoming", data)
             con.execute(f"INSERT INTO {table.name} SELECT * FROM incoming")
             con.unregister("incoming")
+        create_views(con)
         con.execute("COMMIT")
         con.execute("CHECKPOINT")
     finally:

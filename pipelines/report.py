@@ -1,0 +1,233 @@
+"""`authorgraph report`: one self-contained HTML page about the published warehouse.
+
+Everything is inline (CSS, and the charts as base64 SVG made with matplotlib; the co-author graph
+laid out with networkx), so the page opens offline. Data is read over the read-only connection.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import networkx as nx
+from matplotlib.figure import Figure
+
+from warehouse.publish import DUCKDB_FILE, connect_read_only
+
+TOP_AUTHORS = 10
+COLOR = "#3b6ea5"
+ACCENT = "#d98c2b"
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """What the page shows, read from the warehouse."""
+
+    counts: dict[str, int]
+    top_authors: list[tuple[str, int, str]]  # display name, papers, subjects
+    subjects: list[tuple[str, int, int]]  # subject (or source), papers, authors
+    authors: dict[str, tuple[str, int]]  # author_id -> (display name, papers)
+    edges: list[tuple[str, str, int]]  # author_id_a, author_id_b, shared papers
+    rejected: list[tuple[str, str, int | None, str]]  # file, reason, line, message
+
+
+def _fetch(con: duckdb.DuckDBPyConnection, query: str) -> list[tuple[object, ...]]:
+    return con.execute(query).fetchall()
+
+
+def read_report_data(warehouse: Path) -> ReportData:
+    """Read the numbers, the views and the rejected files over a read-only connection."""
+    con = connect_read_only(warehouse)
+    try:
+        counts = {
+            name: int(_fetch(con, f"select count(*) from {name}")[0][0])  # type: ignore[call-overload]
+            for name in ("authors", "papers", "authorship", "rejected_files")
+        }
+        counts["rejected files"] = counts.pop("rejected_files")
+        pairs = _fetch(con, "select count(*) from analytics.coauthors")
+        counts["co-author pairs"] = int(pairs[0][0])  # type: ignore[call-overload]
+        top = _fetch(
+            con,
+            "select display_name, papers_count, array_to_string(subjects, ', ') "
+            "from analytics.author_summary order by papers_count desc, display_name "
+            f"limit {TOP_AUTHORS}",
+        )
+        subjects = _fetch(
+            con,
+            "select coalesce(subject, source), papers_count, authors_count "
+            "from analytics.subject_counts order by papers_count desc, 1",
+        )
+        authors = {
+            a: (n, p)
+            for a, n, p in _fetch(
+                con, "select author_id, display_name, papers_count from analytics.author_summary"
+            )
+        }
+        edges = _fetch(
+            con,
+            "select author_id_a, author_id_b, shared_papers from analytics.coauthors "
+            "order by author_id_a, author_id_b",
+        )
+        rejected = _fetch(
+            con, "select file_name, reason_code, line, message from rejected_files order by 1"
+        )
+    finally:
+        con.close()
+    return ReportData(counts, top, subjects, authors, edges, rejected)  # type: ignore[arg-type]
+
+
+def _svg(figure: Figure) -> str:
+    """The figure as an inline <img> (base64 SVG; text as paths, so no fonts are needed)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="svg", bbox_inches="tight")
+    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<img alt="chart" src="data:image/svg+xml;base64,{encoded}">'
+
+
+def bar_chart(labels: list[str], values: list[int], xlabel: str) -> str:
+    """A horizontal bar chart, largest on top, each bar labelled with its value."""
+    figure = Figure(figsize=(7.5, 0.45 * len(labels) + 1.0))
+    ax = figure.subplots()
+    bars = ax.barh(labels[::-1], values[::-1], color=COLOR)
+    ax.bar_label(bars, padding=3)
+    ax.set_xlabel(xlabel)
+    ax.set_xlim(0, max(values, default=1) * 1.15)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _svg(figure)
+
+
+def coauthor_graph(data: ReportData) -> str:
+    """The co-author graph: node size by papers, edge width and label by shared papers."""
+    graph = nx.Graph()
+    for author_id, (name, papers) in sorted(data.authors.items(), key=lambda kv: kv[1]):
+        graph.add_node(author_id, name=name, papers=papers)
+    for a, b, shared in data.edges:
+        graph.add_edge(a, b, shared=shared)
+    # A circle reads best for a handful of authors; a force layout once there are many.
+    if graph.number_of_nodes() <= 12:
+        layout = nx.circular_layout(graph)
+    else:
+        layout = nx.spring_layout(graph, seed=7, weight="shared")
+    figure = Figure(figsize=(7.5, 5.5))
+    ax = figure.subplots()
+    widths = [1 + 1.5 * graph.edges[e]["shared"] for e in graph.edges]
+    nx.draw_networkx_edges(graph, layout, ax=ax, width=widths, edge_color="#9aa5b1")
+    nx.draw_networkx_edge_labels(
+        graph,
+        layout,
+        ax=ax,
+        edge_labels={e: graph.edges[e]["shared"] for e in graph.edges},
+        font_size=9,
+        bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none"},
+    )
+    sizes = [200 + 80 * graph.nodes[n]["papers"] for n in graph.nodes]
+    nx.draw_networkx_nodes(graph, layout, ax=ax, node_size=sizes, node_color=ACCENT)
+    below = {n: (x, y - 0.2) for n, (x, y) in layout.items()}
+    nx.draw_networkx_labels(
+        graph,
+        below,
+        ax=ax,
+        labels={n: f"{graph.nodes[n]['name']} ({graph.nodes[n]['papers']})" for n in graph.nodes},
+        font_size=10,
+        bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "#cbd2d9"},
+    )
+    ax.margins(0.15)
+    ax.set_axis_off()
+    return _svg(figure)
+
+
+def _cell(value: object) -> str:
+    """One escaped table cell; numbers right-aligned."""
+    if isinstance(value, int):
+        return f'<td class="num">{value}</td>'
+    return f"<td>{html.escape('' if value is None else str(value))}</td>"
+
+
+def _table(header: list[str], rows: list[tuple[object, ...]]) -> str:
+    """An HTML table with every value escaped."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+CSS = """
+body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 2rem auto;
+       max-width: 60rem; padding: 0 1rem; color: #1f2933; }
+h1 { margin-bottom: 0.2rem; } .meta { color: #616e7c; margin-top: 0; }
+.counts { display: flex; flex-wrap: wrap; gap: 1rem; margin: 1.5rem 0; }
+.count { border: 1px solid #cbd2d9; border-radius: 8px; padding: 0.8rem 1.2rem; min-width: 7rem; }
+.count b { display: block; font-size: 1.8rem; }
+table { border-collapse: collapse; margin: 0.5rem 0 1rem; }
+th, td { border-bottom: 1px solid #e4e7eb; padding: 0.3rem 0.8rem; text-align: left; }
+td.num, th.num { text-align: right; }
+img { max-width: 100%; }
+.ok { color: #2f8132; }
+"""
+
+
+def render_report(data: ReportData, data_docs_link: str | None, source: str) -> str:
+    """The whole page as one HTML string (all values escaped, all images inline)."""
+    counts = "".join(
+        f'<div class="count"><b>{n}</b>{html.escape(name)}</div>' for name, n in data.counts.items()
+    )
+    names = [n for n, _, _ in data.top_authors]
+    papers = [p for _, p, _ in data.top_authors]
+    if data.rejected:
+        rejected = _table(["file", "reason", "line", "message"], data.rejected)  # type: ignore[arg-type]
+    else:
+        rejected = '<p class="ok">No file was rejected.</p>'
+    if data_docs_link:
+        docs = f'<a href="{html.escape(data_docs_link)}">Great Expectations Data Docs</a>'
+    else:
+        docs = "No Data Docs found next to the warehouse (run <code>authorgraph run</code>)."
+    graph = coauthor_graph(data) if data.authors else "<p>No authors.</p>"
+    authors_chart = bar_chart(names, papers, "papers") if names else "<p>No authors.</p>"
+    subject_chart = (
+        bar_chart([s for s, _, _ in data.subjects], [p for _, p, _ in data.subjects], "papers")
+        if data.subjects
+        else "<p>No papers.</p>"
+    )
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>authorgraph report</title><style>{CSS}</style></head>
+<body>
+<h1>authorgraph report</h1>
+<p class="meta">{html.escape(source)} · generated {generated}</p>
+<div class="counts">{counts}</div>
+<h2>Top authors by papers</h2>
+{authors_chart}
+{_table(["author", "papers", "subjects"], data.top_authors)}
+<h2>Papers per subject</h2>
+{subject_chart}
+{_table(["subject (or source)", "papers", "authors"], data.subjects)}
+<h2>Co-author graph</h2>
+<p>Authors are linked when their pages list a common paper; edge labels count shared papers,
+node size grows with the author's papers.</p>
+{graph}
+<h2>Rejected files</h2>
+{rejected}
+<h2>Data quality</h2>
+<p>{docs}</p>
+</body></html>
+"""
+
+
+def write_report(warehouse: Path, out: Path) -> Path:
+    """Read the warehouse and write the report to `out`; return its path."""
+    data = read_report_data(warehouse)
+    index = warehouse / "data_docs" / "index.html"
+    link = os.path.relpath(index.resolve(), out.parent.resolve()) if index.exists() else None
+    page = render_report(data, link, str(warehouse / DUCKDB_FILE))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, out)
+    return out

@@ -1,0 +1,72 @@
+"""`authorgraph report`: one self-contained HTML page with the warehouse's numbers (no Prefect)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+from pipelines.report import read_report_data
+
+runner = CliRunner()
+
+
+def test_report_is_written_and_shows_the_numbers(seeds_warehouse: Path, tmp_path: Path) -> None:
+    warehouse = tmp_path / "wh"
+    shutil.copytree(seeds_warehouse, warehouse)
+    assert (warehouse / "data_docs" / "index.html").is_file()
+    out = tmp_path / "out" / "report.html"
+    result = runner.invoke(app, ["report", "--warehouse", str(warehouse), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"report: {out}" in result.output
+    page = out.read_text(encoding="utf-8")
+    counts = dict(
+        (label, int(n)) for n, label in re.findall(r'<div class="count"><b>(\d+)</b>([^<]+)', page)
+    )
+    assert counts == {
+        "authors": 5,
+        "papers": 25,
+        "authorship": 33,
+        "rejected files": 0,
+        "co-author pairs": 10,
+    }
+    assert '<td>Koray Kavukcuoglu</td><td class="num">10</td>' in page
+    assert '<td>Artificial Intelligence</td><td class="num">20</td><td class="num">5</td>' in page
+    assert "No file was rejected." in page
+    assert page.count('src="data:image/svg+xml;base64,') == 3  # two bar charts and the graph
+    assert '<a href="../wh/data_docs/index.html">' in page
+    # Self-contained: nothing is fetched from the network, no script, no external stylesheet.
+    assert not re.search(r'(src|href)="(https?:)?//', page)
+    assert "<script" not in page and "<link" not in page
+
+
+def test_report_lists_rejected_files_escaped(seeds_warehouse: Path, tmp_path: Path) -> None:
+    import duckdb
+
+    warehouse = tmp_path / "wh"
+    shutil.copytree(seeds_warehouse, warehouse)
+    shutil.rmtree(warehouse / "data_docs")
+    con = duckdb.connect(str(warehouse / "authorgraph.duckdb"))
+    try:
+        con.execute(
+            "insert into rejected_files values (?, ?, ?, ?, ?)",
+            ["<b>bad</b>.txt", "0" * 64, "INCOMPLETE_PAPER", 15, "add the source line"],
+        )
+    finally:
+        con.close()
+    assert read_report_data(warehouse).counts["rejected files"] == 1
+    result = runner.invoke(app, ["report", "--warehouse", str(warehouse)])
+    assert result.exit_code == 0, result.output
+    page = (warehouse / "report.html").read_text(encoding="utf-8")
+    assert "<td>&lt;b&gt;bad&lt;/b&gt;.txt</td><td>INCOMPLETE_PAPER</td>" in page
+    assert "<b>bad</b>" not in page
+    assert "No Data Docs found" in page
+
+
+def test_report_without_a_warehouse_is_a_usage_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["report", "--warehouse", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2
+    assert "no published warehouse" in result.output
