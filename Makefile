@@ -27,5 +27,11 @@ format: $(BIN)/authorgraph
 test: lint
 	$(BIN)/python -m pytest
 
+# Benchmarks (issue 4): never part of `make test`. BENCH_ARGS="--large" adds 200k pages,
+# BENCH_ARGS="--pages 5000" picks sizes. Corpora are cached under bench-results/corpus/.
+BENCH_ARGS ?=
+bench: $(BIN)/authorgraph
+	$(BIN)/python -m tests.benchmarks.bench $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
