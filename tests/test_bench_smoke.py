@@ -22,7 +22,7 @@ def test_generator_expectations_match_transform(tmp_path: Path, realdata: Path) 
     assert expected["realdata"] == realdata.is_file()
     assert json.loads((tmp_path / "corpus" / "expected.json").read_text()) == expected
     settings = Settings(seeds=tmp_path / "corpus" / "pages", warehouse=tmp_path / "wh")
-    transformed = stages.transform(stages.extract(settings), settings)
+    transformed = stages.transform(stages.extract(settings), settings, "bench")
     counts = transformed.row_counts
     assert counts["authors"] == expected["authors"]
     assert counts["papers"] == expected["papers"]

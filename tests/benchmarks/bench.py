@@ -92,15 +92,17 @@ def worker_peer(pages: Path) -> Result:
 def worker_stages(pages: Path, workdir: Path) -> Result:
     """The plain stage functions, timed one by one (no Prefect)."""
     t0 = time.perf_counter()
+    from datetime import UTC, datetime
+
     from pipelines import stages
-    from pipelines.config import Settings
+    from pipelines.config import Settings, default_workers
     from pipelines.extract import hash_file
     from transforms.schema import TABLES_BY_NAME
     from transforms.tables import to_arrow
     from warehouse.publish import write_parquet
 
     times: dict[str, float] = {"import": time.perf_counter() - t0}
-    settings = Settings(seeds=pages, warehouse=workdir / "warehouse")
+    settings = Settings(seeds=pages, warehouse=workdir / "warehouse", workers=default_workers())
 
     def timed(name: str, fn: Any, *args: Any) -> Any:
         start = time.perf_counter()
@@ -108,8 +110,9 @@ def worker_stages(pages: Path, workdir: Path) -> Result:
         times[name] = time.perf_counter() - start
         return value
 
-    refs = timed("extract", stages.extract, settings)
-    transformed = timed("transform", stages.transform, refs, settings)
+    run_id, started = stages.new_run_id(), datetime.now(UTC)
+    extracted = timed("extract", stages.extract, settings)  # discover + hash (first run)
+    transformed = timed("transform", stages.transform, extracted, settings, run_id)
     arrow = timed(
         "write_parquet",
         lambda: write_parquet(
@@ -119,9 +122,10 @@ def worker_stages(pages: Path, workdir: Path) -> Result:
     )
     del arrow
     report = timed("validate", stages.validate, transformed, settings)
-    timed("load", stages.load, transformed, settings, stages.new_run_id())
-    # Hashing alone (today it happens inside transform; incremental runs move it to extract).
-    timed("hash_only", lambda: [hash_file(r.path) for r in refs])
+    record = stages.run_record(run_id, started, transformed, report, settings)
+    timed("load", stages.load, transformed, settings, record)
+    # Hashing alone (part of extract on a first run; later runs hash only changed files).
+    timed("hash_only", lambda: [hash_file(f.ref.path) for f in extracted.files])
     counts = dict(transformed.row_counts)
     counts["rejected_files"] = transformed.tables["rejected_files"].height
     rejected = transformed.tables["rejected_files"].select("file_name", "reason_code").to_dicts()

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings(seeds=pages, warehouse=ROOT / "bench-results" / "profile-warehouse")
     profiler = Profiler(interval=0.001)
     profiler.start()
-    stages.transform(stages.extract(settings), settings)
+    stages.transform(stages.extract(settings), settings, "bench")
     profiler.stop()
     print(profiler.output_text(unicode=True, color=False, show_all=False))
     if args.html:
