@@ -60,6 +60,7 @@ class ValidationReport:
     evaluated: int
     failures: list[Failure]
     data_docs_index: Path | None
+    carried_over: bool = False  # the inputs were unchanged: the last run's outcome stands
 
     @property
     def success(self) -> bool:
@@ -68,6 +69,8 @@ class ValidationReport:
 
     def headline(self) -> str:
         """`passed (N expectations)` or `FAILED (k of N expectations)`."""
+        if self.carried_over:
+            return f"unchanged inputs: the last run's pass stands ({self.evaluated} expectations)"
         if self.success:
             return f"passed ({self.evaluated} expectations)"
         return f"FAILED ({len(self.failures)} of {self.evaluated} expectations)"

@@ -12,12 +12,10 @@ import secrets
 import signal
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
-from multiprocessing import get_context
 from pathlib import Path
 
 import polars as pl
@@ -25,15 +23,18 @@ import pyarrow as pa
 
 from expectations.validate import ValidationReport, validate_tables
 from pipelines.config import Settings
-from pipelines.extract import FileRef, discover_files, hash_file, read_and_parse
+from pipelines.extract import FileRef, discover_files, hash_file
+from pipelines.parsing import parse_files
 from transforms.schema import CORE_TABLES, MANIFEST, REJECTED_FILES, RUNS, TABLES_BY_NAME
-from transforms.tables import StagedPages, build_tables, stage_pages, to_arrow
+from transforms.tables import StagedPages, build_tables, to_arrow
 from warehouse.lock import writer_lock
 from warehouse.publish import (
     clean_leftovers,
+    current_version,
     deny_world_write,
     make_dir,
     publish_staged,
+    restage_current,
     stage_warehouse,
     sync_quarantine,
 )
@@ -150,43 +151,6 @@ def extract(settings: Settings) -> Extracted:
 
 
 # -- transform ----------------------------------------------------------------------------
-
-
-@dataclass
-class BatchResult:
-    """One parsed batch: staged rows, per-file outcome (sha, rejection) in file order."""
-
-    staged: StagedPages
-    outcomes: list[tuple[str, str, str | None, int | None, str | None]]
-
-
-def parse_batch(refs: list[FileRef], max_bytes: int) -> BatchResult:
-    """Read, hash and parse a batch of files; stage the good pages (runs in a worker process)."""
-    pages = []
-    outcomes = []
-    for ref in refs:
-        result = read_and_parse(ref, max_bytes)
-        if result.page is not None:
-            pages.append((ref.name, result.page))
-            outcomes.append((ref.name, result.sha256, None, None, None))
-        else:
-            assert result.rejection is not None
-            r = result.rejection
-            outcomes.append((ref.name, result.sha256, r.reason_code, r.line, r.message))
-    return BatchResult(stage_pages(pages), outcomes)
-
-
-def parse_files(refs: list[FileRef], settings: Settings) -> Iterator[BatchResult]:
-    """Parse files in batches of `batch_files`, over `workers` processes when worth it."""
-    size = max(settings.batch_files, 1)
-    batches = [refs[i : i + size] for i in range(0, len(refs), size)]
-    if settings.workers <= 1 or len(batches) <= 1:
-        for batch in batches:
-            yield parse_batch(batch, settings.max_file_bytes)
-        return
-    # spawn, not fork: the parent may run Prefect's threads and event loop.
-    with ProcessPoolExecutor(settings.workers, mp_context=get_context("spawn")) as pool:
-        yield from pool.map(parse_batch, batches, [settings.max_file_bytes] * len(batches))
 
 
 @dataclass
@@ -340,7 +304,13 @@ def run_record(
         "run_id": run_id,
         "started_at": started_at,
         "finished_at": datetime.now(UTC),
-        "status": "published" if report.success else "validation_failed",
+        "status": (
+            "validation_failed"
+            if not report.success
+            else "unchanged"
+            if report.carried_over
+            else "published"
+        ),
         "full_refresh": settings.full_refresh,
         "files_read": transformed.files_read,
         "files_parsed": transformed.files_parsed,
@@ -374,8 +344,35 @@ def runs_table(
     )
 
 
-def load(transformed: Transformed, settings: Settings, record: dict[str, object]) -> Path:
-    """Stage Parquet + DuckDB, publish them atomically, and keep rejected files quarantined."""
+def is_unchanged(transformed: Transformed, settings: Settings) -> bool:
+    """True when this run would publish exactly what is published: nothing parsed or deleted,
+    no full refresh, and the last published run used this same software version."""
+    if settings.full_refresh or transformed.files_parsed or transformed.files_deleted:
+        return False
+    published = transformed.state.runs.filter(pl.col("status") != "validation_failed")
+    if published.is_empty() or current_version(settings.warehouse) is None:
+        return False
+    return published.sort("run_id")["software_version"][-1] == software_version()
+
+
+def carried_over_report(transformed: Transformed, settings: Settings) -> ValidationReport:
+    """An unchanged run re-publishes tables that already passed: their report carries over."""
+    last = transformed.state.runs.filter(pl.col("status") != "validation_failed").sort("run_id")
+    index = settings.data_docs_dir / "index.html"
+    evaluated = int(last["expectations_evaluated"][-1])
+    return ValidationReport(evaluated, [], index if index.exists() else None, carried_over=True)
+
+
+def load(
+    transformed: Transformed,
+    settings: Settings,
+    record: dict[str, object],
+    unchanged: bool = False,
+) -> Path:
+    """Stage Parquet + DuckDB, publish them atomically, and keep rejected files quarantined.
+
+    An unchanged run re-stages the published version with only `manifest` and `runs` replaced.
+    """
     run_id = str(record["run_id"])
     runs = runs_table(transformed.state.runs, read_run_log(settings.warehouse), record)
     tables = {**transformed.tables, "runs": runs}
@@ -385,7 +382,16 @@ def load(transformed: Transformed, settings: Settings, record: dict[str, object]
     state = {name: frame.to_arrow() for name, frame in transformed.state.frames().items()}
     state["runs"] = to_arrow(runs, RUNS)
     stage_dir = settings.staging_dir / run_id
-    stage_warehouse(arrow, state, stage_dir)
+    if unchanged:
+        small = ("manifest", "runs")
+        restage_current(
+            settings.warehouse,
+            stage_dir,
+            {n: arrow[n] for n in small},
+            {n: state[n] for n in small},
+        )
+    else:
+        stage_warehouse(arrow, state, stage_dir)
     fault_point(settings, "load:staged")
     publish_staged(stage_dir, settings.warehouse, run_id, lambda step: fault_point(settings, step))
     sync_quarantine(transformed.rejected_paths, settings.quarantine_dir)

@@ -65,10 +65,14 @@ def run_stages(settings):  # type: ignore[no-untyped-def]
     run_id, started = stages.new_run_id(), datetime.now(UTC)
     with stages.exclusive_run(settings):
         transformed = stages.transform(stages.extract(settings), settings, run_id)
-        report = stages.validate(transformed, settings)
+        unchanged = stages.is_unchanged(transformed, settings)
+        if unchanged:
+            report = stages.carried_over_report(transformed, settings)
+        else:
+            report = stages.validate(transformed, settings)
         record = stages.run_record(run_id, started, transformed, report, settings)
         assert report.success, report.failure_lines()
-        stages.load(transformed, settings, record)
+        stages.load(transformed, settings, record, unchanged)
     return transformed
 
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from transforms.normalize import identity_key, parse_person_name
+from transforms.normalize import (
+    identity_key,
+    paper_id_for,
+    paper_id_of_parsed,
+    parse_person_name,
+)
 from transforms.parse import RawPaper, fold_whitespace, parse_author_page, render_author_page
 
 # Field text as the contract stores it: NFC, no control characters, whitespace folded.
@@ -53,3 +58,12 @@ def test_split_names_round_trip(family: str, given_name: str) -> None:
         fold_whitespace(family),
         fold_whitespace(given_name),
     )
+
+
+@given(name, st.lists(paper, min_size=1, max_size=4))
+def test_fast_paper_id_matches_the_contract(name_line: str, papers: list[RawPaper]) -> None:
+    page = parse_author_page(render_author_page(name_line, papers).encode("utf-8"))
+    for parsed in page.papers:
+        assert paper_id_of_parsed(parsed.title, parsed.abstract) == paper_id_for(
+            parsed.title, parsed.abstract
+        )

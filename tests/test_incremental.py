@@ -66,7 +66,9 @@ def test_second_run_reuses_everything_and_changes_nothing(settings: Settings) ->
     assert query_bytes(settings) == before_bytes
     run = last_run(settings)
     assert (run["files_read"], run["files_parsed"], run["files_reused"]) == (5, 0, 5)
-    assert run["validation_success"] is True and run["status"] == "published"
+    # Nothing changed: validation carried over and the published version re-staged cheaply.
+    assert run["validation_success"] is True and run["status"] == "unchanged"
+    assert run["expectations_evaluated"] >= 50
 
 
 def test_changed_file_replaces_its_contributions(settings: Settings) -> None:
@@ -195,7 +197,7 @@ def test_failed_run_is_recorded_in_runs(
     finally:
         con.close()
     assert (run_id, "validation_failed", False) in rows
-    assert [r[1] for r in rows].count("published") == 2
+    assert sorted(r[1] for r in rows) == ["published", "unchanged", "validation_failed"]
 
 
 def test_leftovers_and_stale_wal_are_cleaned(settings: Settings) -> None:
@@ -210,6 +212,26 @@ def test_leftovers_and_stale_wal_are_cleaned(settings: Settings) -> None:
     assert published(settings)["papers"].height == 25
     versions = sorted((settings.warehouse / "versions").iterdir())
     assert len(versions) == 2  # the current one and the one before it
+
+
+def test_unchanged_run_still_refreshes_manifest_and_keeps_files_shared(settings: Settings) -> None:
+    run_stages(settings)
+    first_version = (settings.warehouse / "current").resolve()
+    run_stages(settings)
+    second_version = (settings.warehouse / "current").resolve()
+    assert first_version != second_version
+    big = "papers.parquet"
+    assert (first_version / "parquet" / big).stat().st_ino == (
+        second_version / "parquet" / big
+    ).stat().st_ino  # hard-linked, not rewritten
+    con = duckdb.connect(str(settings.duckdb_path), read_only=True)
+    try:
+        seen = con.execute("select count(distinct last_seen) from manifest").fetchone()
+        runs = con.execute("select count(*) from runs").fetchone()
+        papers = con.execute("select count(*) from papers").fetchone()
+    finally:
+        con.close()
+    assert (seen, runs, papers) == ((1,), (2,), (25,))
 
 
 def test_every_table_is_published_in_duckdb_and_manifest_tracks_files(settings: Settings) -> None:

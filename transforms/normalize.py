@@ -7,6 +7,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from transforms.parse import has_odd_whitespace
+
 # Han ideographs, kana, Hangul and their compatibility / extension blocks.
 _CJK = re.compile(
     r"^[\u2e80-\u2fdf\u3005\u3040-\u30ff\u3100-\u312f\u3190-\u31ff\u3400-\u4dbf"
@@ -52,7 +54,13 @@ def identity_key(text: str | None) -> str:
     """Casefolded, NFC, whitespace-folded text: what two copies must share to be the same."""
     if not text:
         return ""
-    return unicodedata.normalize("NFC", " ".join(text.casefold().split()))
+    key = text.casefold()
+    # Parsed fields are folded already (one space, no edges): skip the split in that case.
+    if "\n" in key or key[0] == " " or key[-1] == " " or has_odd_whitespace(key):
+        key = " ".join(key.split())
+    if not unicodedata.is_normalized("NFC", key):
+        key = unicodedata.normalize("NFC", key)
+    return key
 
 
 def stable_id(*keys: str) -> str:
@@ -69,6 +77,16 @@ def author_id_for(display_name: str) -> str:
 def paper_id_for(title: str, abstract: str | None) -> str:
     """Stable paper id from casefolded title and abstract (the source is not part of it)."""
     return stable_id(identity_key(title), identity_key(abstract))
+
+
+def paper_id_of_parsed(title: str, abstract: str | None) -> str:
+    """`paper_id_for` for fields the parser produced (already folded): the fast path."""
+    key_title = title.casefold()
+    key_abstract = abstract.casefold().replace("\n\n", " ") if abstract else ""
+    if not (key_title.isascii() and key_abstract.isascii()):
+        key_title = unicodedata.normalize("NFC", key_title)
+        key_abstract = unicodedata.normalize("NFC", key_abstract)
+    return stable_id(key_title, key_abstract)
 
 
 def subject_of(source: str) -> str | None:

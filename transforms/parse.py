@@ -16,10 +16,18 @@ HEADER = ("Goto", "Collaborating Authors")
 _BOM = b"\xef\xbb\xbf"
 # C0 control bytes other than tab, LF and CR.
 _CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
-# A line holding only whitespace (any Unicode whitespace except the newline itself).
-_WHITESPACE_LINE = re.compile(r"^[^\S\n]+$", re.MULTILINE)
+# Every character str.isspace() accepts besides the plain space, LF and CR (CR is gone by now).
+ODD_WHITESPACE = (
+    "\t\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+_ODD_WHITESPACE = re.compile(f"[{ODD_WHITESPACE}]")
+_SPACE_RUN = re.compile(" {2,}")
+# A space at the start or end of a line (after runs were folded to one space).
+_LINE_EDGES = re.compile(r" ?\n ?")
 # Two or more blank lines (after whitespace-only lines were emptied): a paper boundary.
 _PAPER_BREAK = re.compile(r"\n{3,}")
+_BLOCK = re.compile(r"[^\n](?:[^\n]|\n(?!\n\n))*")
 
 
 class PageRejected(Exception):
@@ -131,42 +139,65 @@ def _split_header(text: str) -> tuple[str, int]:
     return fold_whitespace(found[2]), min(pos, len(text))
 
 
-def _parse_block(block: str, line: int) -> RawPaper:
-    """One paper block: title, source, then abstract paragraphs (B4, B5)."""
-    fields = [fold_whitespace(f) for f in block.split("\n\n")]
-    fields = [f for f in fields if f]
+def has_odd_whitespace(text: str) -> bool:
+    """True if `text` holds whitespace other than single spaces and LF (plain substring scans,
+    which run far faster than a Unicode character-class regex)."""
+    return "  " in text or any(c in text for c in ODD_WHITESPACE)
+
+
+def _fold_body(body: str) -> str:
+    """B2/B4 on the whole body at once: whitespace runs become one space, lines are trimmed,
+    so whitespace-only lines become empty. Newlines are kept, so line numbers still hold."""
+    if has_odd_whitespace(body):
+        body = _SPACE_RUN.sub(" ", _ODD_WHITESPACE.sub(" ", body))
+    if " \n" in body or "\n " in body:
+        body = _LINE_EDGES.sub("\n", body)
+    return body
+
+
+def _parse_block(block: str) -> RawPaper | None:
+    """One paper block: title, source, then abstract paragraphs (B4, B5); None if incomplete."""
+    fields = block.split("\n\n")
     if len(fields) < 2:
-        raise PageRejected(
-            "INCOMPLETE_PAPER",
-            f"paper {fields[0][:80]!r} has a title but no source line: the file looks "
-            "truncated; re-export the page",
-            line=line,
-        )
-    abstract = "\n\n".join(fields[2:]) or None
-    return RawPaper(title=fields[0], source=fields[1], abstract=abstract)
+        return None
+    title, source = fields[0].replace("\n", " "), fields[1].replace("\n", " ")
+    if len(fields) == 2:
+        return RawPaper(title, source, None)
+    abstract = "\n\n".join(f.replace("\n", " ") for f in fields[2:])
+    return RawPaper(title, source, abstract)
 
 
 def parse_author_page(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> AuthorPage:
     """Parse one page's bytes into its name line and papers, or raise PageRejected."""
     text = decode_page(data, max_bytes)
-    if _WHITESPACE_LINE.search(text):
-        text = _WHITESPACE_LINE.sub("", text)  # B2: whitespace-only lines are blank
     name_line, start = _split_header(text)
+    body = _fold_body(text[start:])
     papers: list[RawPaper] = []
-    body_start = start
-    for match in _PAPER_BREAK.finditer(text, start):
-        _add_block(text, body_start, match.start(), papers)
-        body_start = match.end()
-    _add_block(text, body_start, len(text), papers)
+    # Split on two blank lines; longer runs leave newlines at the pieces' edges: strip them.
+    for piece in body.strip(" \n").split("\n\n\n"):
+        block = piece.strip("\n")
+        if not block:
+            continue
+        paper = _parse_block(block)
+        if paper is None:
+            _reject_incomplete(body, block, text.count("\n", 0, start))
+        else:
+            papers.append(paper)
     return AuthorPage(name_line=name_line, papers=tuple(papers))
 
 
-def _add_block(text: str, start: int, end: int, papers: list[RawPaper]) -> None:
-    raw = text[start:end]
-    block = raw.strip("\n")
-    if block:
-        first = start + len(raw) - len(raw.lstrip("\n"))
-        papers.append(_parse_block(block, _line_no(text, first)))
+def _reject_incomplete(body: str, block: str, lines_before: int) -> None:
+    """Raise INCOMPLETE_PAPER naming the paper and the line it starts on (the slow path)."""
+    for match in _BLOCK.finditer(body):
+        if match.group() == block:
+            line = lines_before + body.count("\n", 0, match.start()) + 1
+            raise PageRejected(
+                "INCOMPLETE_PAPER",
+                f"paper {block.replace(chr(10), ' ')[:80]!r} has a title but no source line: "
+                "the file looks truncated; re-export the page",
+                line=line,
+            )
+    raise AssertionError("block not found")  # pragma: no cover
 
 
 def render_author_page(name_line: str, papers: list[RawPaper] | tuple[RawPaper, ...]) -> str:

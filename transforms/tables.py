@@ -14,12 +14,12 @@ import pyarrow as pa
 
 from transforms.normalize import (
     author_id_for,
-    paper_id_for,
+    paper_id_of_parsed,
     parse_person_name,
     stable_id,
     subject_of,
 )
-from transforms.parse import AuthorPage
+from transforms.parse import AuthorPage, RawPaper
 from transforms.schema import AUTHORS, AUTHORSHIP, PAPERS, Table
 
 PAGE_AUTHOR_SCHEMA: dict[str, pl.DataType] = {
@@ -70,6 +70,7 @@ def stage_pages(pages: Iterable[tuple[str, AuthorPage]]) -> StagedPages:
     links: dict[str, list[str | int]] = {c: [] for c in PAGE_LINK_SCHEMA}
     variants: dict[str, list[str | None]] = {c: [] for c in VARIANT_SCHEMA}
     seen: set[str] = set()
+    ids: dict[RawPaper, tuple[str, str]] = {}  # a popular paper is hashed once per batch
     for file_name, page in pages:
         name = parse_person_name(page.name_line)
         author_row = {
@@ -84,8 +85,13 @@ def stage_pages(pages: Iterable[tuple[str, AuthorPage]]) -> StagedPages:
         for column, value in author_row.items():
             authors[column].append(value)
         for position, paper in enumerate(page.papers):
-            paper_id = paper_id_for(paper.title, paper.abstract)
-            variant_id = stable_id(paper.title, paper.source, paper.abstract or "\x00")
+            known = ids.get(paper)
+            if known is None:
+                known = ids[paper] = (
+                    paper_id_of_parsed(paper.title, paper.abstract),
+                    stable_id(paper.title, paper.source, paper.abstract or "\x00"),
+                )
+            paper_id, variant_id = known
             links["file_name"].append(file_name)
             links["position"].append(position)
             links["paper_id"].append(paper_id)

@@ -149,6 +149,46 @@ def stage_warehouse(
     return stage_dir
 
 
+def restage_current(
+    warehouse: Path,
+    stage_dir: Path,
+    tables: Mapping[str, pa.Table],
+    state: Mapping[str, pa.Table],
+) -> Path:
+    """Stage the published version again with only some tables replaced (a no-change run).
+
+    The DuckDB file is copied and the given tables are replaced inside it; every other Parquet
+    and state file is hard-linked from the current version, so nothing large is rewritten.
+    """
+    current = current_version(warehouse)
+    if current is None:
+        raise WarehouseError(f"nothing published in {warehouse} to carry over")
+    make_dir(stage_dir)
+    for folder, replaced in ((PARQUET_DIR, tables), (STATE_DIR, state)):
+        target = make_dir(stage_dir / "version" / folder)
+        for existing in (current / folder).glob("*.parquet"):
+            if existing.stem not in replaced:
+                os.link(existing, target / existing.name)
+    write_parquet(tables, stage_dir / "version" / PARQUET_DIR)
+    write_parquet(state, stage_dir / "version" / STATE_DIR, declared=False)
+    db_path = stage_dir / DUCKDB_FILE
+    shutil.copyfile(warehouse / DUCKDB_FILE, db_path)
+    con = duckdb.connect(str(db_path))
+    try:
+        con.execute("BEGIN")
+        for name, data in tables.items():
+            con.register("incoming", data.cast(TABLES_BY_NAME[name].arrow_schema))
+            con.execute(f"DELETE FROM {name}")
+            con.execute(f"INSERT INTO {name} SELECT * FROM incoming")
+            con.unregister("incoming")
+        con.execute("COMMIT")
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    no_world_write(db_path)
+    return stage_dir
+
+
 def _swap_symlink(link: Path, target: str) -> None:
     tmp = link.with_name(f".{link.name}.tmp")
     if tmp.is_symlink() or tmp.exists():

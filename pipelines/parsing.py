@@ -1,0 +1,53 @@
+"""Parsing files in batches, optionally over worker processes.
+
+Kept apart from `stages` so that worker processes import only the parser and polars, not
+Great Expectations or Prefect (spawned workers import this module afresh).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+
+from pipelines.config import Settings
+from pipelines.extract import FileRef, read_and_parse
+from transforms.tables import StagedPages, stage_pages
+
+
+@dataclass
+class BatchResult:
+    """One parsed batch: staged rows, per-file outcome (sha, rejection) in file order."""
+
+    staged: StagedPages
+    outcomes: list[tuple[str, str, str | None, int | None, str | None]]
+
+
+def parse_batch(refs: list[FileRef], max_bytes: int) -> BatchResult:
+    """Read, hash and parse a batch of files; stage the good pages (runs in a worker process)."""
+    pages = []
+    outcomes = []
+    for ref in refs:
+        result = read_and_parse(ref, max_bytes)
+        if result.page is not None:
+            pages.append((ref.name, result.page))
+            outcomes.append((ref.name, result.sha256, None, None, None))
+        else:
+            assert result.rejection is not None
+            r = result.rejection
+            outcomes.append((ref.name, result.sha256, r.reason_code, r.line, r.message))
+    return BatchResult(stage_pages(pages), outcomes)
+
+
+def parse_files(refs: list[FileRef], settings: Settings) -> Iterator[BatchResult]:
+    """Parse files in batches of `batch_files`, over `workers` processes when worth it."""
+    size = max(settings.batch_files, 1)
+    batches = [refs[i : i + size] for i in range(0, len(refs), size)]
+    if settings.workers <= 1 or len(batches) <= 1:
+        for batch in batches:
+            yield parse_batch(batch, settings.max_file_bytes)
+        return
+    # spawn, not fork: the parent may run Prefect's threads and event loop.
+    with ProcessPoolExecutor(settings.workers, mp_context=get_context("spawn")) as pool:
+        yield from pool.map(parse_batch, batches, [settings.max_file_bytes] * len(batches))
