@@ -34,6 +34,7 @@ from warehouse.publish import (
     deny_world_write,
     make_dir,
     publish_staged,
+    published_run_id,
     restage_current,
     stage_warehouse,
     sync_quarantine,
@@ -350,7 +351,12 @@ def is_unchanged(transformed: Transformed, settings: Settings) -> bool:
     if settings.full_refresh or transformed.files_parsed or transformed.files_deleted:
         return False
     published = transformed.state.runs.filter(pl.col("status") != "validation_failed")
-    if published.is_empty() or current_version(settings.warehouse) is None:
+    current = current_version(settings.warehouse)
+    if published.is_empty() or current is None:
+        return False
+    # The DuckDB file and the run state must come from the same run (a crash between their
+    # two renames leaves them apart: then rebuild rather than trust either).
+    if published_run_id(settings.warehouse) != current.name:
         return False
     return published.sort("run_id")["software_version"][-1] == software_version()
 

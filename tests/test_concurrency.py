@@ -22,8 +22,8 @@ KILL_POINTS = [
     "transform:parsing",
     "load:staged",
     "publish:version_moved",
-    "publish:current_swapped",
     "publish:duckdb_replaced",
+    "publish:current_swapped",
 ]
 
 

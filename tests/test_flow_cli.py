@@ -107,7 +107,8 @@ def test_failed_validation_publishes_nothing(
         return out
 
     monkeypatch.setattr(stages, "transform", corrupted)
-    code, output = invoke("run", "--seeds", SEEDS, "--warehouse", warehouse)
+    # --full-refresh: with unchanged inputs a run would re-publish the validated version as is.
+    code, output = invoke("run", "--seeds", SEEDS, "--warehouse", warehouse, "--full-refresh")
     assert code == 1
     assert "FAILED authors: expect_column_values_to_be_unique(author_id)" in output
     assert (

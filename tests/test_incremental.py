@@ -242,3 +242,18 @@ def test_every_table_is_published_in_duckdb_and_manifest_tracks_files(settings: 
     assert manifest.height == 5
     assert set(manifest["status"]) == {"loaded"}
     assert manifest["sha256"].str.len_chars().to_list() == [64] * 5
+
+
+def test_database_and_state_from_different_runs_are_rebuilt_not_trusted(
+    settings: Settings, tmp_path: Path
+) -> None:
+    run_stages(settings)
+    old_db = tmp_path / "old.duckdb"
+    shutil.copyfile(settings.duckdb_path, old_db)
+    (settings.seeds / "002_928ee7f537c5860a.txt").unlink()
+    run_stages(settings)
+    os.replace(old_db, settings.duckdb_path)  # as if a publish died between its two renames
+    out = run_stages(settings)
+    assert last_run(settings)["status"] == "published"  # rebuilt, not carried over
+    assert out.files_deleted == 0
+    assert published(settings)["authors"].height == 4

@@ -198,7 +198,7 @@ def _swap_symlink(link: Path, target: str) -> None:
 
 
 def publish_staged(stage_dir: Path, warehouse: Path, run_id: str, on_step: Step = _no_step) -> None:
-    """Publish a staged run: version folder in place, `current` swapped, DuckDB file replaced.
+    """Publish a staged run: version folder in place, DuckDB file replaced, `current` swapped.
 
     Each step is one atomic rename, so a reader sees the old or the new version of each file,
     never a mix, and a run killed between two steps leaves a readable warehouse behind.
@@ -206,13 +206,6 @@ def publish_staged(stage_dir: Path, warehouse: Path, run_id: str, on_step: Step 
     versions = make_dir(warehouse / VERSIONS_DIR)
     os.rename(stage_dir / "version", versions / run_id)
     on_step("publish:version_moved")
-    _swap_symlink(warehouse / CURRENT_LINK, f"{VERSIONS_DIR}/{run_id}")
-    parquet_link = warehouse / PARQUET_DIR
-    if parquet_link.is_dir() and not parquet_link.is_symlink():
-        shutil.rmtree(parquet_link)  # a warehouse from before versioned publishing
-    if not parquet_link.is_symlink():
-        _swap_symlink(parquet_link, f"{CURRENT_LINK}/{PARQUET_DIR}")
-    on_step("publish:current_swapped")
     db_target = warehouse / DUCKDB_FILE
     # A WAL left by a crashed writer would not match the new file: drop it first.
     wal = db_target.with_name(db_target.name + ".wal")
@@ -220,6 +213,15 @@ def publish_staged(stage_dir: Path, warehouse: Path, run_id: str, on_step: Step 
         wal.unlink()
     os.replace(stage_dir / DUCKDB_FILE, db_target)
     on_step("publish:duckdb_replaced")
+    # The run state moves last: a run killed before this point leaves the old state, so the
+    # next run sees its changes as still pending and redoes them.
+    _swap_symlink(warehouse / CURRENT_LINK, f"{VERSIONS_DIR}/{run_id}")
+    parquet_link = warehouse / PARQUET_DIR
+    if parquet_link.is_dir() and not parquet_link.is_symlink():
+        shutil.rmtree(parquet_link)  # a warehouse from before versioned publishing
+    if not parquet_link.is_symlink():
+        _swap_symlink(parquet_link, f"{CURRENT_LINK}/{PARQUET_DIR}")
+    on_step("publish:current_swapped")
     shutil.rmtree(stage_dir, ignore_errors=True)
 
 
@@ -274,6 +276,23 @@ def connect_read_only(warehouse: Path) -> duckdb.DuckDBPyConnection:
         return duckdb.connect(str(path), read_only=True)
     except duckdb.Error as exc:
         raise WarehouseError(f"cannot open {path} read-only: {exc}") from None
+
+
+def published_run_id(warehouse: Path) -> str | None:
+    """The run that published the current DuckDB file (its newest non-failed `runs` row)."""
+    try:
+        con = connect_read_only(warehouse)
+    except WarehouseError:
+        return None
+    try:
+        row = con.execute(
+            "SELECT max(run_id) FROM runs WHERE status <> 'validation_failed'"
+        ).fetchone()
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+    return row[0] if row else None
 
 
 def read_published_tables(warehouse: Path) -> dict[str, pa.Table]:
