@@ -11,7 +11,7 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -220,16 +220,26 @@ def _cached_rows(previous: RunState, keys: pl.DataFrame) -> StagedPages:
     return StagedPages(authors.drop("sha256"), links.drop("sha256"), previous.variants)
 
 
-def transform(extracted: Extracted, settings: Settings, run_id: str) -> Transformed:
-    """Parse what changed, reuse what didn't, and build the de-duplicated tables."""
+def transform(
+    extracted: Extracted,
+    settings: Settings,
+    run_id: str,
+    batches: Iterable[BatchResult] | None = None,
+) -> Transformed:
+    """Parse what changed, reuse what didn't, and build the de-duplicated tables.
+
+    `batches`: the changed files already parsed elsewhere (the flow fans parsing out over its
+    task runner); without it they are parsed here.
+    """
     now = datetime.now(UTC)
     previous = extracted.previous
     reused = [f for f in extracted.files if f.reuse]
     to_parse = [f.ref for f in extracted.files if not f.reuse]
-    batches: list[StagedPages] = []
+    parsed: list[StagedPages] = []
     outcome: dict[str, tuple[str, str | None, int | None, str | None]] = {}
-    for number, batch in enumerate(parse_files(to_parse, settings)):
-        batches.append(batch.staged)
+    results = parse_files(to_parse, settings) if batches is None else batches
+    for number, batch in enumerate(results):
+        parsed.append(batch.staged)
         for name, sha, code, line, message in batch.outcomes:
             outcome[name] = (sha, code, line, message)
         if number == 0:
@@ -242,7 +252,7 @@ def transform(extracted: Extracted, settings: Settings, run_id: str) -> Transfor
         {"file_name": [f.ref.name for f in reused], "sha256": [f.sha256 for f in reused]},
         schema={"file_name": pl.String(), "sha256": pl.String()},
     )
-    staged = StagedPages.concat([_cached_rows(previous, reused_keys), *batches])
+    staged = StagedPages.concat([_cached_rows(previous, reused_keys), *parsed])
     staged = StagedPages(
         staged.page_authors,
         staged.page_links,
