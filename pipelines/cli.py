@@ -79,7 +79,19 @@ def run(
     ] = 0.0,
     workers: Annotated[
         int | None,
-        typer.Option("--workers", min=1, help="Parser processes [env AUTHORGRAPH_WORKERS]."),
+        typer.Option("--workers", min=1, help="Parallel parse workers [env AUTHORGRAPH_WORKERS]."),
+    ] = None,
+    runner: Annotated[
+        str | None,
+        typer.Option(
+            "--runner", help="Where parse batches run: pool (default), threads, processes, dask."
+        ),
+    ] = None,
+    dask_address: Annotated[
+        str | None,
+        typer.Option(
+            "--dask-address", help="Dask scheduler (tcp://host:port); default: a local cluster."
+        ),
     ] = None,
 ) -> None:
     """Extract, transform, validate and publish the pages into the warehouse."""
@@ -92,16 +104,25 @@ def run(
         full_hash=full_hash,
         wait_seconds=wait,
         workers=workers,
+        runner=runner or ("dask" if dask_address else None),
     )
+    runner = settings.runner
     quiet_libraries()
     from expectations.validate import ValidationFailed
     from pipelines.extract import SeedsError
     from pipelines.flow import authorgraph_flow
+    from pipelines.progress import file_progress
+    from pipelines.runners import DEFAULT_RUNNER, RunnerError, make_task_runner
     from warehouse.lock import WarehouseBusy
     from warehouse.publish import WarehouseError
 
     try:
-        summary = authorgraph_flow(settings)
+        task_runner = make_task_runner(runner or DEFAULT_RUNNER, settings.workers, dask_address)
+    except RunnerError as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+    try:
+        with file_progress(err) as progress:
+            summary = authorgraph_flow.with_options(task_runner=task_runner)(settings, progress)
     except ValidationFailed as exc:
         for line in exc.report.failure_lines():
             err.print(f"  FAILED {line}", markup=False)
@@ -146,6 +167,43 @@ def print_summary(summary: object) -> None:
     out.print(f"  validation: {summary.validation.headline()}", markup=False)
     out.print(f"  duckdb: {summary.duckdb_path}", markup=False)
     out.print(f"  data docs: {summary.data_docs_index}", markup=False)
+
+
+@app.command()
+def serve(
+    cron: Annotated[
+        str | None, typer.Option("--cron", help='Cron schedule, e.g. "0 * * * *" (the default).')
+    ] = None,
+    interval: Annotated[
+        float | None, typer.Option("--interval", min=1, help="Run every SECONDS instead.")
+    ] = None,
+    seeds: SeedsOpt = None,
+    warehouse: WarehouseOpt = None,
+    wait: Annotated[
+        float,
+        typer.Option("--wait", min=0, help="Seconds a run waits for another writer (default 0)."),
+    ] = 0.0,
+) -> None:
+    """Serve the flow as a Prefect deployment on a schedule until stopped (Ctrl-C)."""
+    if cron is not None and interval is not None:
+        raise fail("give either --cron or --interval, not both", EXIT_USAGE)
+    settings = settings_or_exit(seeds=seeds, warehouse=warehouse)
+    if not settings.seeds.is_dir():
+        raise fail(f"seeds folder not found: {settings.seeds}", EXIT_USAGE)
+    quiet_libraries()
+    from pipelines.serve import ServerError, serve_forever
+
+    try:
+        serve_forever(
+            settings.seeds,
+            settings.warehouse,
+            wait,
+            None if interval is not None else (cron or "0 * * * *"),
+            interval,
+            lambda line: out.print(line, markup=False),
+        )
+    except ServerError as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
 
 
 @app.command()

@@ -40,6 +40,7 @@ class Settings:
     wait_seconds: float = 0.0  # how long to wait for another run's writer lock
     workers: int = 1  # processes parsing file batches
     batch_files: int = 500  # files per parse batch (bounds memory)
+    runner: str = "pool"  # pool: a process pool inside the transform task; else parse tasks
     fault: str | None = None  # testing hook: "<point>=kill" or "<point>=sleep:<seconds>"
 
     @property

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from expectations.validate import ValidationFailed, ValidationReport
 from pipelines import stages
+from pipelines.artifacts import ARTIFACT_KEY, run_markdown
 from pipelines.config import Settings
+from pipelines.extract import FileRef
+
+Progress = Callable[[int], None]
 
 
 @dataclass
@@ -44,12 +51,21 @@ def extract_task(settings: Settings) -> stages.Extracted:
     return stages.extract(settings)
 
 
+@task(name="parse_batch", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 4])
+def parse_batch_task(refs: list[FileRef], max_bytes: int) -> stages.BatchResult:
+    """Read, hash and parse one batch of changed files (fans out over the task runner)."""
+    return stages.parse_batch(refs, max_bytes)
+
+
 @task(name="transform", cache_policy=NO_CACHE)
 def transform_task(
-    extracted: stages.Extracted, settings: Settings, run_id: str
+    extracted: stages.Extracted,
+    settings: Settings,
+    run_id: str,
+    batches: list[stages.BatchResult] | None = None,
 ) -> stages.Transformed:
-    """Parse changed pages, reuse unchanged ones, and build the tables."""
-    return stages.transform(extracted, settings, run_id)
+    """Reuse unchanged pages, merge the parsed batches, and build the tables."""
+    return stages.transform(extracted, settings, run_id, batches)
 
 
 @task(name="validate", cache_policy=NO_CACHE)
@@ -69,19 +85,43 @@ def load_task(
     return stages.load(transformed, settings, record, unchanged)
 
 
-@flow(name="authorgraph", validate_parameters=False)
-def authorgraph_flow(settings: Settings) -> RunSummary:
-    """extract → transform → validate → load, holding the warehouse's writer lock throughout."""
+def parse_batches(extracted: stages.Extracted, settings: Settings) -> list[list[FileRef]]:
+    """The changed files in file order, cut into at most `batch_files` per batch and into at
+    least one batch per worker, so every worker of the task runner gets a share."""
+    refs = [f.ref for f in extracted.files if not f.reuse]
+    if not refs:
+        return []
+    size = max(min(settings.batch_files, math.ceil(len(refs) / max(settings.workers, 1))), 1)
+    return [refs[i : i + size] for i in range(0, len(refs), size)]
+
+
+def run_pipeline(settings: Settings, progress: Progress | None = None) -> RunSummary:
+    """The flow's body (call it inside a flow): parse batches fan out over the flow's task
+    runner; merge, validate and the single DuckDB writer stay in this process."""
     run_id, started_at = stages.new_run_id(), datetime.now(UTC)
     with stages.exclusive_run(settings):
         extracted = extract_task(settings)
-        transformed = transform_task(extracted, settings, run_id)
+        batches = None
+        if settings.runner != "pool":  # fan parsing out as tasks over the flow's task runner
+            futures = [
+                parse_batch_task.submit(refs, settings.max_file_bytes)
+                for refs in parse_batches(extracted, settings)
+            ]
+            batches = []
+            for future in futures:  # in file order; the runner finishes them in any order
+                batch = future.result()
+                batches.append(batch)
+                if progress is not None:
+                    progress(len(batch.outcomes))
+        transformed = transform_task(extracted, settings, run_id, batches)
         unchanged = stages.is_unchanged(transformed, settings)
         if unchanged:  # same inputs, same software: the published tables already passed
             report = stages.carried_over_report(transformed, settings)
         else:
             report = validate_task(transformed, settings)
         record = stages.run_record(run_id, started_at, transformed, report, settings)
+        rejected = transformed.tables["rejected_files"].to_dicts()
+        publish_artifact(record, rejected, transformed.row_counts, report)
         if not report.success:
             stages.record_failed_run(settings, record)
             raise ValidationFailed(report)
@@ -89,9 +129,36 @@ def authorgraph_flow(settings: Settings) -> RunSummary:
     return RunSummary(
         run_id=run_id,
         record=record,
-        rejected=transformed.tables["rejected_files"].to_dicts(),
+        rejected=rejected,
         row_counts=transformed.row_counts,
         validation=report,
         duckdb_path=duckdb_path,
         data_docs_index=report.data_docs_index,
     )
+
+
+def publish_artifact(
+    record: dict[str, object],
+    rejected: list[dict[str, object]],
+    row_counts: dict[str, int],
+    report: ValidationReport,
+) -> None:
+    """The run's markdown artifact in Prefect (its UI shows it on the flow run)."""
+    markdown = run_markdown(
+        record,
+        rejected,
+        row_counts,
+        report.headline(),
+        report.failure_lines(),
+        report.data_docs_index,
+    )
+    create_markdown_artifact(
+        markdown, key=ARTIFACT_KEY, description=f"authorgraph run {record['run_id']}"
+    )
+
+
+@flow(name="authorgraph", validate_parameters=False)
+def authorgraph_flow(settings: Settings, progress: Progress | None = None) -> RunSummary:
+    """extract → parse batches → transform → validate → load, holding the warehouse's writer
+    lock throughout. `progress` is called with the number of files after each parsed batch."""
+    return run_pipeline(settings, progress)

@@ -11,7 +11,7 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +24,7 @@ import pyarrow as pa
 from expectations.validate import ValidationReport, validate_tables
 from pipelines.config import Settings
 from pipelines.extract import FileRef, discover_files, hash_file
-from pipelines.parsing import parse_files
+from pipelines.parsing import BatchResult, parse_batch, parse_files
 from transforms.schema import CORE_TABLES, MANIFEST, REJECTED_FILES, RUNS, TABLES_BY_NAME
 from transforms.tables import StagedPages, build_tables, to_arrow
 from warehouse.lock import writer_lock
@@ -42,6 +42,8 @@ from warehouse.publish import (
 from warehouse.state import RunState, append_run_log, read_run_log, read_state
 
 LOADED, REJECTED, DELETED = "loaded", "rejected", "deleted"
+# Re-exported: the flow submits parse_batch as a task and passes BatchResults to transform.
+__all__ = ["BatchResult", "parse_batch"]
 
 
 def software_version() -> str:
@@ -185,16 +187,26 @@ def _cached_rows(previous: RunState, keys: pl.DataFrame) -> StagedPages:
     return StagedPages(authors.drop("sha256"), links.drop("sha256"), previous.variants)
 
 
-def transform(extracted: Extracted, settings: Settings, run_id: str) -> Transformed:
-    """Parse what changed, reuse what didn't, and build the de-duplicated tables."""
+def transform(
+    extracted: Extracted,
+    settings: Settings,
+    run_id: str,
+    batches: Iterable[BatchResult] | None = None,
+) -> Transformed:
+    """Parse what changed, reuse what didn't, and build the de-duplicated tables.
+
+    `batches`: the changed files already parsed elsewhere (the flow fans parsing out over its
+    task runner); without it they are parsed here.
+    """
     now = datetime.now(UTC)
     previous = extracted.previous
     reused = [f for f in extracted.files if f.reuse]
     to_parse = [f.ref for f in extracted.files if not f.reuse]
-    batches: list[StagedPages] = []
+    parsed: list[StagedPages] = []
     outcome: dict[str, tuple[str, str | None, int | None, str | None]] = {}
-    for number, batch in enumerate(parse_files(to_parse, settings)):
-        batches.append(batch.staged)
+    results = parse_files(to_parse, settings) if batches is None else batches
+    for number, batch in enumerate(results):
+        parsed.append(batch.staged)
         for name, sha, code, line, message in batch.outcomes:
             outcome[name] = (sha, code, line, message)
         if number == 0:
@@ -207,7 +219,7 @@ def transform(extracted: Extracted, settings: Settings, run_id: str) -> Transfor
         {"file_name": [f.ref.name for f in reused], "sha256": [f.sha256 for f in reused]},
         schema={"file_name": pl.String(), "sha256": pl.String()},
     )
-    staged = StagedPages.concat([_cached_rows(previous, reused_keys), *batches])
+    staged = StagedPages.concat([_cached_rows(previous, reused_keys), *parsed])
     staged = StagedPages(
         staged.page_authors,
         staged.page_links,

@@ -160,7 +160,7 @@ def test_env_vars_configure_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert (tmp_path / "env-wh" / "authorgraph.duckdb").is_file()
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["validate"], ["sql"], ["report"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["serve"], ["validate"], ["sql"], ["report"]])
 def test_every_command_has_help(command: list[str]) -> None:
     code, output = invoke(*command, "--help")
     assert code == 0

@@ -1,0 +1,195 @@
+"""`authorgraph serve`: the flow as a Prefect deployment on a schedule, served by this process.
+
+Prefect's temporary in-process server does not schedule, so without a configured
+`PREFECT_API_URL` this starts `prefect server start` on 127.0.0.1 (a free port, its own
+PREFECT_HOME unless one is set), waits for `/api/health`, serves, and stops it on exit.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from prefect import flow
+
+from pipelines.config import resolve_settings
+from pipelines.flow import run_pipeline
+
+DEPLOYMENT_NAME = "scheduled"
+SERVER_START_TIMEOUT = 180.0
+STOP_TIMEOUT = 20.0
+
+
+class ServerError(RuntimeError):
+    """The local Prefect server did not start."""
+
+
+@flow(name="authorgraph", validate_parameters=True)
+def scheduled_flow(
+    seeds: str = "seeds", warehouse: str = "warehouse", wait_seconds: float = 0.0
+) -> dict[str, object]:
+    """The deployment's entry point: plain JSON parameters, the same pipeline as `run`.
+
+    A run that finds the warehouse busy fails fast with WarehouseBusy (or waits up to
+    `wait_seconds`), so scheduled runs never pile up behind a long one.
+    """
+    settings = resolve_settings(seeds=seeds, warehouse=warehouse, wait_seconds=wait_seconds)
+    summary = run_pipeline(settings)
+    return {"run_id": summary.run_id, "row_counts": summary.row_counts}
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def healthy(api_url: str) -> bool:
+    """True when the Prefect API at `api_url` answers its health check."""
+    try:
+        with urllib.request.urlopen(api_url + "/health", timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process and its group (it started them in its own session), then SIGKILL."""
+    for sig, grace in ((signal.SIGTERM, STOP_TIMEOUT), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(timeout=grace)
+            os.killpg(process.pid, 0)  # the leader is gone: are others of its group left?
+        except ProcessLookupError:
+            break
+        except subprocess.TimeoutExpired:
+            continue
+        time.sleep(0.5)
+
+
+@contextmanager
+def local_prefect_server(echo: Callable[[str], None]) -> Iterator[str]:
+    """Run `prefect server start` on 127.0.0.1 until the block ends; yield its API URL."""
+    own_home = "PREFECT_HOME" not in os.environ
+    home = Path(tempfile.mkdtemp(prefix="authorgraph-prefect-server-")) if own_home else None
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    if home is not None:
+        env["PREFECT_HOME"] = str(home)
+    env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    port = free_port()
+    api_url = f"http://127.0.0.1:{port}/api"
+    log_dir = home or Path(tempfile.mkdtemp(prefix="authorgraph-prefect-log-"))
+    log_path = log_dir / "server.log"
+    command = [sys.executable, "-m", "prefect", "server", "start"]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        echo(f"starting a local Prefect server on 127.0.0.1:{port} (log: {log_path})")
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while not healthy(api_url):
+            if server.poll() is not None:
+                tail = log_path.read_text(errors="replace")[-2000:]
+                raise ServerError(f"the Prefect server exited ({server.returncode}):\n{tail}")
+            if time.monotonic() > deadline:
+                raise ServerError(f"no healthy Prefect server after {SERVER_START_TIMEOUT:.0f} s")
+            time.sleep(0.5)
+        echo(f"Prefect UI: http://127.0.0.1:{port}")
+        yield api_url
+    finally:
+        stop_group(server)
+        shutil.rmtree(log_dir, ignore_errors=True)
+
+
+def stop_children() -> None:
+    """End whatever subprocesses this process still has (flow runs the runner started)."""
+    import psutil
+
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        with suppress(psutil.NoSuchProcess):
+            child.terminate()
+    _, alive = psutil.wait_procs(children, timeout=STOP_TIMEOUT)
+    for child in alive:
+        with suppress(psutil.NoSuchProcess):
+            child.kill()
+
+
+def serve_flow(
+    seeds: Path,
+    warehouse: Path,
+    wait_seconds: float,
+    cron: str | None,
+    interval: float | None,
+) -> None:
+    """Serve the deployment until SIGINT/SIGTERM. At most one run at a time (`limit=1` on this
+    runner and a deployment concurrency limit of 1); the warehouse lock guards other writers."""
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+    from prefect.deployments.runner import EntrypointType
+
+    parameters = {
+        "seeds": str(seeds.resolve()),
+        "warehouse": str(warehouse.resolve()),
+        "wait_seconds": wait_seconds,
+    }
+    scheduled_flow.serve(
+        name=DEPLOYMENT_NAME,
+        cron=cron,
+        interval=interval,
+        parameters=parameters,
+        description="authorgraph on a schedule: extract, transform, validate, publish.",
+        tags=["authorgraph"],
+        global_limit=ConcurrencyLimitConfig(
+            limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
+        ),
+        limit=1,
+        entrypoint_type=EntrypointType.MODULE_PATH,
+    )
+
+
+def serve_forever(
+    seeds: Path,
+    warehouse: Path,
+    wait_seconds: float,
+    cron: str | None,
+    interval: float | None,
+    echo: Callable[[str], None],
+) -> None:
+    """Use the configured Prefect API, or start a local server; serve; stop what we started."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    # SIGTERM ends serving like Ctrl-C (the runner's own handler takes over while it runs).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        configured = PREFECT_API_URL.value()
+        with local_prefect_server(echo) if not configured else _given(configured) as api_url:
+            os.environ["PREFECT_API_URL"] = api_url  # for the runner's flow-run subprocesses
+            with temporary_settings(updates={PREFECT_API_URL: api_url}):
+                serve_flow(seeds, warehouse, wait_seconds, cron, interval)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_children()
+        echo("stopped")
+
+
+@contextmanager
+def _given(api_url: str) -> Iterator[str]:
+    yield api_url
