@@ -63,9 +63,10 @@ def transform_task(
     settings: Settings,
     run_id: str,
     batches: list[stages.BatchResult] | None = None,
+    progress: Progress | None = None,
 ) -> stages.Transformed:
     """Reuse unchanged pages, merge the parsed batches, and build the tables."""
-    return stages.transform(extracted, settings, run_id, batches)
+    return stages.transform(extracted, settings, run_id, batches, progress)
 
 
 @task(name="validate", cache_policy=NO_CACHE)
@@ -113,7 +114,7 @@ def run_pipeline(settings: Settings, progress: Progress | None = None) -> RunSum
                 batches.append(batch)
                 if progress is not None:
                     progress(len(batch.outcomes))
-        transformed = transform_task(extracted, settings, run_id, batches)
+        transformed = transform_task(extracted, settings, run_id, batches, progress)
         unchanged = stages.is_unchanged(transformed, settings)
         if unchanged:  # same inputs, same software: the published tables already passed
             report = stages.carried_over_report(transformed, settings)

@@ -11,7 +11,7 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -192,11 +192,12 @@ def transform(
     settings: Settings,
     run_id: str,
     batches: Iterable[BatchResult] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Transformed:
     """Parse what changed, reuse what didn't, and build the de-duplicated tables.
 
     `batches`: the changed files already parsed elsewhere (the flow fans parsing out over its
-    task runner); without it they are parsed here.
+    task runner); without it they are parsed here, and `progress` hears of each parsed batch.
     """
     now = datetime.now(UTC)
     previous = extracted.previous
@@ -211,6 +212,8 @@ def transform(
             outcome[name] = (sha, code, line, message)
         if number == 0:
             fault_point(settings, "transform:parsing")
+        if progress is not None and batches is None:
+            progress(len(batch.outcomes))
     prev_manifest = {r["file_name"]: r for r in previous.manifest.iter_rows(named=True)}
     for f in reused:
         prev = prev_manifest[f.ref.name]

@@ -174,3 +174,15 @@ def test_python_m_pipelines_help() -> None:
     assert result.returncode == 0
     for command in ("run", "validate", "sql"):
         assert command in result.stdout
+
+
+@pytest.mark.parametrize("runner", ["pool", "threads"])
+def test_progress_hears_every_parsed_file(runner: str, tmp_path: Path) -> None:
+    from pipelines.config import Settings
+    from pipelines.flow import authorgraph_flow
+
+    heard: list[int] = []
+    settings = Settings(seeds=SEEDS, warehouse=tmp_path / "wh", runner=runner, workers=2)
+    summary = authorgraph_flow(settings, heard.append)
+    assert sum(heard) == 5
+    assert summary.row_counts["papers"] == 25
