@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,9 +78,3 @@ def read_and_parse(ref: FileRef, max_bytes: int) -> FileResult:
     except PageRejected as exc:
         return FileResult(ref, sha, None, Rejection(exc.reason_code, exc.message, exc.line))
     return FileResult(ref, sha, page, None)
-
-
-def read_and_parse_all(refs: Iterable[FileRef], max_bytes: int) -> Iterator[FileResult]:
-    """Read and parse each file in turn."""
-    for ref in refs:
-        yield read_and_parse(ref, max_bytes)

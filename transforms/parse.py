@@ -25,8 +25,6 @@ _ODD_WHITESPACE = re.compile(f"[{ODD_WHITESPACE}]")
 _SPACE_RUN = re.compile(" {2,}")
 # A space at the start or end of a line (after runs were folded to one space).
 _LINE_EDGES = re.compile(r" ?\n ?")
-# Two or more blank lines (after whitespace-only lines were emptied): a paper boundary.
-_PAPER_BREAK = re.compile(r"\n{3,}")
 _BLOCK = re.compile(r"[^\n](?:[^\n]|\n(?!\n\n))*")
 
 

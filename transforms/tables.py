@@ -20,7 +20,7 @@ from transforms.normalize import (
     subject_of,
 )
 from transforms.parse import AuthorPage, RawPaper
-from transforms.schema import AUTHORS, AUTHORSHIP, PAPERS, Table
+from transforms.schema import AUTHORS, PAPERS, Table
 
 PAGE_AUTHOR_SCHEMA: dict[str, pl.DataType] = {
     "file_name": pl.String(),
@@ -148,9 +148,4 @@ def to_arrow(frame: pl.DataFrame, table: Table) -> pa.Table:
     return frame.select(table.column_names).to_arrow().cast(table.arrow_schema)
 
 
-def empty_frame(table: Table) -> pl.DataFrame:
-    """An empty frame with the table's schema."""
-    return pl.DataFrame(schema=table.polars_schema)
-
-
-__all__ = ["AUTHORSHIP", "StagedPages", "build_tables", "empty_frame", "stage_pages", "to_arrow"]
+__all__ = ["StagedPages", "build_tables", "stage_pages", "to_arrow"]
