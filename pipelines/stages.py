@@ -397,20 +397,16 @@ def load(
     run_id = str(record["run_id"])
     runs = runs_table(transformed.state.runs, read_run_log(settings.warehouse), record)
     tables = {**transformed.tables, "runs": runs}
-    arrow: dict[str, pa.Table] = {
-        name: to_arrow(frame, TABLES_BY_NAME[name]) for name, frame in tables.items()
-    }
-    state = {name: frame.to_arrow() for name, frame in transformed.state.frames().items()}
-    state["runs"] = to_arrow(runs, RUNS)
+    state_frames = {**transformed.state.frames(), "runs": runs}
+    # An unchanged run rewrites only these two; every other table is carried over as is.
+    names = ("manifest", "runs") if unchanged else tuple(tables)
+    arrow: dict[str, pa.Table] = {n: to_arrow(tables[n], TABLES_BY_NAME[n]) for n in names}
+    state_names = ("manifest", "runs") if unchanged else tuple(state_frames)
+    state = {n: state_frames[n].to_arrow() for n in state_names}
+    state["runs"] = arrow["runs"]
     stage_dir = settings.staging_dir / run_id
     if unchanged:
-        small = ("manifest", "runs")
-        restage_current(
-            settings.warehouse,
-            stage_dir,
-            {n: arrow[n] for n in small},
-            {n: state[n] for n in small},
-        )
+        restage_current(settings.warehouse, stage_dir, arrow, state)
     else:
         stage_warehouse(arrow, state, stage_dir)
     fault_point(settings, "load:staged")

@@ -63,9 +63,9 @@ def test_dangling_authorship_row_fails_with_offending_row(
 @pytest.mark.parametrize(
     ("table", "column", "value", "expectation"),
     [
-        ("papers", "title", " Leading space", "expect_column_values_to_not_match_regex"),
-        ("papers", "abstract", "Carriage\rreturn", "expect_column_values_to_not_match_regex"),
-        ("authors", "display_name", "Trailing ", "expect_column_values_to_not_match_regex"),
+        ("papers", "title", " Leading space", "expect_column_values_to_not_match_regex_list"),
+        ("papers", "abstract", "Carriage\rreturn", "expect_column_values_to_not_match_regex_list"),
+        ("authors", "display_name", "Trailing ", "expect_column_values_to_not_match_regex_list"),
         ("papers", "title", "", "expect_column_value_lengths_to_be_between"),
         ("authors", "display_name", None, "expect_column_values_to_not_be_null"),
     ],
