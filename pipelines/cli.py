@@ -1,7 +1,9 @@
 """The `authorgraph` command line: thin commands that resolve settings and call one function.
 
 Exit codes: 0 done, 1 validation failed (nothing published), 2 usage or input error,
-3 `--strict` and some files were rejected, 4 another run holds the warehouse.
+3 `--strict` and some files were rejected, 4 another run holds the warehouse,
+5 the warehouse can't be used (a file, read-only, a lock not ours, damaged files),
+6 the disk filled up while staging (nothing published).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from rich.console import Console
 
 from pipelines.config import ConfigError, Settings, quiet_libraries, resolve_settings
 
-EXIT_OK, EXIT_VALIDATION, EXIT_USAGE, EXIT_STRICT, EXIT_BUSY = 0, 1, 2, 3, 4
+EXIT_VALIDATION, EXIT_USAGE, EXIT_STRICT, EXIT_BUSY = 1, 2, 3, 4
+EXIT_WAREHOUSE, EXIT_NO_SPACE = 5, 6
 
 app = typer.Typer(
     name="authorgraph",
@@ -107,6 +110,7 @@ def run(
         runner=runner or ("dask" if dask_address else None),
     )
     runner = settings.runner
+    preflight(settings)
     quiet_libraries()
     from expectations.validate import ValidationFailed
     from pipelines.extract import SeedsError
@@ -133,10 +137,35 @@ def run(
     except WarehouseBusy as exc:
         raise fail(str(exc), EXIT_BUSY) from None
     except (SeedsError, WarehouseError) as exc:
-        raise fail(str(exc), EXIT_USAGE) from None
+        raise fail(str(exc), warehouse_exit_code(exc)) from None
     print_summary(summary)
     if settings.strict and summary.rejected:
         raise fail(f"--strict: {len(summary.rejected)} file(s) rejected", EXIT_STRICT)
+
+
+def preflight(settings: Settings) -> None:
+    """Report a missing seeds folder or an unusable warehouse at once, before Prefect starts
+    and before any folder is created (the flow checks again under the lock)."""
+    from pipelines.extract import SeedsError, check_seeds
+    from warehouse.errors import WarehouseError
+    from warehouse.folder import check_warehouse
+
+    try:
+        check_seeds(settings.seeds)
+        check_warehouse(settings.warehouse)
+    except (SeedsError, WarehouseError) as exc:
+        raise fail(str(exc), warehouse_exit_code(exc)) from None
+
+
+def warehouse_exit_code(exc: Exception) -> int:
+    """The documented exit code for a named warehouse or seeds error."""
+    from warehouse.errors import NoSpaceLeft, WarehouseDamaged, WarehouseUnusable
+
+    if isinstance(exc, NoSpaceLeft):
+        return EXIT_NO_SPACE
+    if isinstance(exc, (WarehouseUnusable, WarehouseDamaged)):
+        return EXIT_WAREHOUSE
+    return EXIT_USAGE
 
 
 def print_summary(summary: object) -> None:
@@ -150,7 +179,12 @@ def print_summary(summary: object) -> None:
     out.print(
         f"  files: {summary.files_read} read, {summary.files_loaded} loaded, "
         f"{len(summary.rejected)} rejected ({record['files_parsed']} parsed, "
-        f"{record['files_reused']} unchanged and reused, {record['files_deleted']} deleted)",
+        f"{record['files_reused']} unchanged and reused, {record['files_deleted']} deleted)"
+        + (
+            f"; {summary.files_skipped} skipped (not regular files)"
+            if summary.files_skipped
+            else ""
+        ),
         markup=False,
     )
     for row in summary.rejected:
@@ -167,6 +201,8 @@ def print_summary(summary: object) -> None:
     out.print(f"  validation: {summary.validation.headline()}", markup=False)
     out.print(f"  duckdb: {summary.duckdb_path}", markup=False)
     out.print(f"  data docs: {summary.data_docs_index}", markup=False)
+    for warning in summary.warnings:
+        err.print(f"authorgraph: warning: {warning}", markup=False)
 
 
 @app.command()
@@ -215,14 +251,22 @@ def validate(warehouse: WarehouseOpt = None) -> None:
 
     from expectations.validate import validate_tables
     from transforms.schema import CORE_TABLES
+    from warehouse.folder import check_data_docs
     from warehouse.publish import WarehouseError, read_published_tables
 
     try:
+        check_data_docs(settings.data_docs_dir)
         published = read_published_tables(settings.warehouse)
     except WarehouseError as exc:
-        raise fail(str(exc), EXIT_USAGE) from None
+        raise fail(str(exc), warehouse_exit_code(exc)) from None
     frames = {t.name: pl.from_arrow(published[t.name]) for t in CORE_TABLES}
-    report = validate_tables(frames, settings.data_docs_dir)  # type: ignore[arg-type]
+    try:
+        report = validate_tables(frames, settings.data_docs_dir)  # type: ignore[arg-type]
+    except OSError as exc:
+        raise fail(
+            f"cannot write Data Docs into {settings.data_docs_dir}: {exc.strerror or exc}",
+            EXIT_WAREHOUSE,
+        ) from None
     out.print(f"validation: {report.headline()}", markup=False)
     out.print(f"data docs: {report.data_docs_index}", markup=False)
     if not report.success:

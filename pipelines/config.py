@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from transforms.parse import DEFAULT_MAX_BYTES
+from warehouse.folder import DATA_DOCS_DIR
 
 ENV_PREFIX = "AUTHORGRAPH_"
 
@@ -56,7 +57,7 @@ class Settings:
     @property
     def data_docs_dir(self) -> Path:
         """The Great Expectations Data Docs site."""
-        return self.warehouse / "data_docs"
+        return self.warehouse / DATA_DOCS_DIR
 
     @property
     def quarantine_dir(self) -> Path:

@@ -1,29 +1,30 @@
-"""Extract: find the page files, read and hash them, and parse each one (decode + B1-B5)."""
+"""Extract: list the seeds folder (rules E1-E6 of the input contract), read, hash and parse.
+
+Which entries are page files is decided here, from the listing alone: nothing is opened
+that might hang (FIFOs), and nothing outside the seeds folder is ever read (symlinks out).
+"""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from transforms.parse import AuthorPage, PageRejected, check_size, parse_author_page
 
 READ_CHUNK = 1 << 20
+#: Codes decided from the listing or the open, never from the content: re-checked on every
+#: run (a fixed permission or a renamed file loads next time, same size and mtime or not).
+AFRESH_CODES = frozenset({"BAD_FILE_NAME", "UNSAFE_LINK", "UNREADABLE_FILE"})
+#: Codes whose file is never read whole, so no quarantine copy is kept (E3, E5, E4, E6).
+NOT_COPIED_CODES = AFRESH_CODES | {"FILE_TOO_LARGE"}
 
 
 class SeedsError(Exception):
     """The seeds folder cannot be read."""
-
-
-@dataclass(frozen=True, slots=True)
-class FileRef:
-    """A discovered page file: its name (lineage key), path, size and modification time."""
-
-    name: str
-    path: Path
-    size: int
-    mtime_ns: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +33,36 @@ class Rejection:
 
     reason_code: str
     message: str
-    line: int | None
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileRef:
+    """A listed page file: its stored name (the lineage key), the path to open, its size and
+    modification time, and a rejection already decided from the listing (E3, E5)."""
+
+    name: str
+    path: Path
+    size: int
+    mtime_ns: int
+    rejection: Rejection | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedFile:
+    """A listed file, its content hash when known, and whether its cached rows are reused."""
+
+    ref: FileRef
+    sha256: str | None
+    reuse: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """The page files in code point order of name, and how many entries were skipped (E2)."""
+
+    files: list[FileRef]
+    skipped: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,43 +70,197 @@ class FileResult:
     """One file after reading and parsing: either a page or a rejection."""
 
     ref: FileRef
-    sha256: str
+    sha256: str | None  # None: the file was never read (E3-E5)
     page: AuthorPage | None
     rejection: Rejection | None
 
 
-def discover_files(seeds: Path) -> list[FileRef]:
-    """List the regular, non-hidden files directly in `seeds`, in code point order of name."""
+def escape_file_name(name: str) -> str:
+    """A printable, unambiguous text for a name that is not valid UTF-8 or holds a control
+    character (E5): `\\xff` for a raw byte, `\\r`, `\\n`, `\\t`, `\\x1b` for controls, `\\\\`
+    for a backslash, behind a leading `/`. No real file name holds `/`, so this text can never
+    equal the verbatim name of a valid file."""
+    raw = os.fsencode(name)
+    out = []
+    for char in raw.decode("utf-8", errors="surrogateescape"):
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif char == "\\":
+            out.append("\\\\")
+        elif char in "\r\n\t":
+            out.append({"\r": "\\r", "\n": "\\n", "\t": "\\t"}[char])
+        elif _is_control(char):
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "/" + "".join(out)
+
+
+def _is_control(char: str) -> bool:
+    code = ord(char)
+    return code < 0x20 or 0x7F <= code < 0xA0
+
+
+def bad_name_reason(name: str) -> str | None:
+    """Why a listed name breaks E5 (not UTF-8, or a control character), or None."""
+    try:
+        os.fsencode(name).decode("utf-8")
+    except UnicodeDecodeError:
+        return "the file name is not valid UTF-8"
+    if any(_is_control(c) for c in name):
+        return "the file name holds a control character (CR, LF, tab, ...)"
+    return None
+
+
+def _link_target(path: Path, root: Path) -> tuple[Path | None, str | None]:
+    """Where a symlink leads (E1/E3): (resolved path, None) when it stays inside `root`,
+    else (None, why it is unsafe)."""
+    try:
+        target = Path(os.path.realpath(path, strict=True))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None, "the symlink loops"
+        return None, "the symlink dangles (its target does not exist)"
+    except RuntimeError:  # pragma: no cover - Python < 3.13 reports loops this way
+        return None, "the symlink loops"
+    if root not in target.parents:
+        return None, f"the symlink points outside the seeds folder (to {target})"
+    return target, None
+
+
+def check_seeds(seeds: Path) -> None:
+    """A missing seeds folder is reported at once, before anything is created or retried."""
     if not seeds.is_dir():
         raise SeedsError(f"seeds folder not found: {seeds}")
-    refs = []
-    with os.scandir(seeds) as entries:  # DirEntry caches the file type: one stat per file
-        for entry in entries:
-            if entry.name.startswith(".") or not entry.is_file():
+
+
+def list_seeds(seeds: Path) -> Listing:
+    """List the seeds folder once, not recursively, and sort out its entries by E1-E5.
+
+    Page files and files rejected from the listing come back in code point order of their
+    stored names. Directories, FIFOs, sockets and devices are skipped and counted; hidden
+    names are skipped silently.
+    """
+    check_seeds(seeds)
+    root = Path(os.path.realpath(seeds))
+    refs: list[FileRef] = []
+    skipped = 0
+    try:
+        entries = list(os.scandir(seeds))
+    except OSError as exc:
+        raise SeedsError(f"cannot list the seeds folder {seeds}: {exc.strerror}") from None
+    for entry in entries:
+        name = entry.name
+        if name.startswith("."):
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:  # vanished between listing and stat: nothing to report
+            continue
+        path = Path(entry.path)
+        bad = bad_name_reason(name)
+        if bad is not None:
+            message = f"{bad}; rename the file (shown here escaped) so it loads"
+            refs.append(_rejected(escape_file_name(name), path, info, "BAD_FILE_NAME", message))
+            continue
+        if stat.S_ISLNK(info.st_mode):
+            target, unsafe = _link_target(path, root)
+            if target is None:
+                message = f"{unsafe}: never read; point it at a file inside the seeds folder"
+                refs.append(_rejected(name, path, info, "UNSAFE_LINK", message))
                 continue
-            stat = entry.stat()
-            refs.append(FileRef(entry.name, Path(entry.path), stat.st_size, stat.st_mtime_ns))
-    return sorted(refs, key=lambda r: r.name)
+            try:
+                info = target.stat()
+            except OSError:
+                continue
+            path = target
+        if not stat.S_ISREG(info.st_mode):
+            skipped += 1  # E2: a directory, FIFO, socket or device is never opened
+            continue
+        refs.append(FileRef(name, path, info.st_size, info.st_mtime_ns))
+    return Listing(sorted(refs, key=lambda r: r.name), skipped)
+
+
+def discover_files(seeds: Path) -> list[FileRef]:
+    """The page files of `seeds` (see `list_seeds`), in code point order of name."""
+    return list_seeds(seeds).files
+
+
+def _rejected(name: str, path: Path, info: os.stat_result, code: str, message: str) -> FileRef:
+    return FileRef(name, path, info.st_size, info.st_mtime_ns, Rejection(code, message))
+
+
+def _open_regular(path: Path) -> int:
+    """Open a page file for reading without following a symlink swapped in after listing
+    and without blocking on a FIFO; only a regular file is accepted."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "no longer a regular file")
+    return fd
 
 
 def hash_file(path: Path) -> str:
-    """SHA-256 of a file's bytes, read in chunks."""
+    """SHA-256 of a file's bytes, streamed in chunks (raises OSError)."""
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(READ_CHUNK), b""):
+    fd = _open_regular(path)
+    try:
+        while chunk := os.read(fd, READ_CHUNK):
             digest.update(chunk)
+    finally:
+        os.close(fd)
     return digest.hexdigest()
 
 
-def read_and_parse(ref: FileRef, max_bytes: int) -> FileResult:
-    """Read one file, hash it and parse it; a broken page becomes a Rejection, not an error."""
+def read_limited(path: Path, max_bytes: int) -> tuple[bytes | None, str, int]:
+    """The file's bytes, SHA-256 and size; the bytes are None when it holds more than
+    `max_bytes`: the rest is then hashed as a stream, never held in memory (raises OSError)."""
+    digest = hashlib.sha256()
+    fd = _open_regular(path)
     try:
-        if ref.size > max_bytes:  # never load an oversized file: hash it as a stream
-            sha = hash_file(ref.path)
+        chunks: list[bytes] | None = []
+        held = 0
+        while chunk := os.read(fd, READ_CHUNK):
+            digest.update(chunk)
+            held += len(chunk)
+            if chunks is not None:
+                chunks.append(chunk)
+                if held > max_bytes:
+                    chunks = None  # grew past the limit after listing: stop holding it
+    finally:
+        os.close(fd)
+    return (None if chunks is None else b"".join(chunks)), digest.hexdigest(), held
+
+
+def unreadable(exc: OSError) -> Rejection:
+    """E4: the file could not be opened or read; the OS error is named."""
+    name = errno.errorcode.get(exc.errno or 0, "error")
+    return Rejection(
+        "UNREADABLE_FILE",
+        f"cannot read the file: {exc.strerror or exc} ({name}); fix its permissions or "
+        "storage, it is checked again on the next run",
+    )
+
+
+def read_and_parse(planned: PlannedFile, max_bytes: int) -> FileResult:
+    """Read one file, hash it and parse it; a broken page becomes a Rejection, not an error.
+
+    A file over `max_bytes` (by its listed size) is never read into memory: its hash is
+    streamed once, or taken from `planned` when extract already computed it (E6).
+    """
+    ref, sha = planned.ref, planned.sha256
+    if ref.rejection is not None:
+        return FileResult(ref, None, None, ref.rejection)
+    try:
+        if ref.size > max_bytes:
+            sha = sha or hash_file(ref.path)
             check_size(ref.size, max_bytes)
-        data = ref.path.read_bytes()
-        sha = hashlib.sha256(data).hexdigest()
-        page = parse_author_page(data, max_bytes)
+        data, sha, size = read_limited(ref.path, max_bytes)
+        check_size(size, max_bytes)  # it may have grown past the limit after listing
+        page = parse_author_page(data or b"", max_bytes)
+    except OSError as exc:
+        return FileResult(ref, None, None, unreadable(exc))
     except PageRejected as exc:
         return FileResult(ref, sha, None, Rejection(exc.reason_code, exc.message, exc.line))
     return FileResult(ref, sha, page, None)

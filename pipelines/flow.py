@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.states import State
 
 from expectations.validate import ValidationFailed, ValidationReport
 from pipelines import stages
 from pipelines.artifacts import ARTIFACT_KEY, run_markdown
 from pipelines.config import Settings
-from pipelines.extract import FileRef
+from pipelines.extract import PlannedFile, SeedsError, check_seeds
+from warehouse.errors import WarehouseError
 
 Progress = Callable[[int], None]
 
@@ -32,6 +34,8 @@ class RunSummary:
     validation: ValidationReport
     duckdb_path: Path
     data_docs_index: Path | None
+    files_skipped: int = 0
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def files_read(self) -> int:
@@ -44,15 +48,28 @@ class RunSummary:
         return self.files_read - len(self.rejected)
 
 
+def retry_unless_named(task: object, task_run: object, state: State) -> bool:
+    """Retry a failed I/O task, except for our named errors: a missing seeds folder, a full
+    disk or an unusable warehouse won't mend in a few seconds, so say so at once."""
+    exc = state.result(raise_on_failure=False)
+    return not isinstance(exc, (SeedsError, WarehouseError))
+
+
 # I/O tasks retry with backoff; pure ones don't. No task caches: inputs are large frames.
-@task(name="extract", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 4])
+@task(
+    name="extract",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=[1, 4],
+    retry_condition_fn=retry_unless_named,
+)
 def extract_task(settings: Settings) -> stages.Extracted:
     """Discover the page files and hash what changed since the last run."""
     return stages.extract(settings)
 
 
 @task(name="parse_batch", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 4])
-def parse_batch_task(refs: list[FileRef], max_bytes: int) -> stages.BatchResult:
+def parse_batch_task(refs: list[PlannedFile], max_bytes: int) -> stages.BatchResult:
     """Read, hash and parse one batch of changed files (fans out over the task runner)."""
     return stages.parse_batch(refs, max_bytes)
 
@@ -75,21 +92,27 @@ def validate_task(transformed: stages.Transformed, settings: Settings) -> Valida
     return stages.validate(transformed, settings)
 
 
-@task(name="load", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 4])
+@task(
+    name="load",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=[1, 4],
+    retry_condition_fn=retry_unless_named,
+)
 def load_task(
     transformed: stages.Transformed,
     settings: Settings,
     record: dict[str, object],
     unchanged: bool = False,
-) -> Path:
+) -> stages.Loaded:
     """Publish the validated tables into the warehouse."""
     return stages.load(transformed, settings, record, unchanged)
 
 
-def parse_batches(extracted: stages.Extracted, settings: Settings) -> list[list[FileRef]]:
+def parse_batches(extracted: stages.Extracted, settings: Settings) -> list[list[PlannedFile]]:
     """The changed files in file order, cut into at most `batch_files` per batch and into at
     least one batch per worker, so every worker of the task runner gets a share."""
-    refs = [f.ref for f in extracted.files if not f.reuse]
+    refs = [f for f in extracted.files if not f.reuse]
     if not refs:
         return []
     size = max(min(settings.batch_files, math.ceil(len(refs) / max(settings.workers, 1))), 1)
@@ -100,7 +123,8 @@ def run_pipeline(settings: Settings, progress: Progress | None = None) -> RunSum
     """The flow's body (call it inside a flow): parse batches fan out over the flow's task
     runner; merge, validate and the single DuckDB writer stay in this process."""
     run_id, started_at = stages.new_run_id(), datetime.now(UTC)
-    with stages.exclusive_run(settings):
+    check_seeds(settings.seeds)
+    with stages.exclusive_run(settings) as warnings:
         extracted = extract_task(settings)
         batches = None
         if settings.runner != "pool":  # fan parsing out as tasks over the flow's task runner
@@ -126,15 +150,17 @@ def run_pipeline(settings: Settings, progress: Progress | None = None) -> RunSum
         if not report.success:
             stages.record_failed_run(settings, record)
             raise ValidationFailed(report)
-        duckdb_path = load_task(transformed, settings, record, unchanged)
+        loaded = load_task(transformed, settings, record, unchanged)
     return RunSummary(
         run_id=run_id,
         record=record,
         rejected=rejected,
         row_counts=transformed.row_counts,
         validation=report,
-        duckdb_path=duckdb_path,
+        duckdb_path=loaded.duckdb_path,
         data_docs_index=report.data_docs_index,
+        files_skipped=transformed.files_skipped,
+        warnings=[*warnings, *transformed.warnings, *loaded.warnings],
     )
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 
 from pipelines.config import Settings
-from pipelines.extract import FileRef, read_and_parse
+from pipelines.extract import PlannedFile, read_and_parse
 from transforms.tables import StagedPages, stage_pages
 
 
@@ -21,15 +21,16 @@ class BatchResult:
     """One parsed batch: staged rows, per-file outcome (sha, rejection) in file order."""
 
     staged: StagedPages
-    outcomes: list[tuple[str, str, str | None, int | None, str | None]]
+    outcomes: list[tuple[str, str | None, str | None, int | None, str | None]]
 
 
-def parse_batch(refs: list[FileRef], max_bytes: int) -> BatchResult:
+def parse_batch(files: list[PlannedFile], max_bytes: int) -> BatchResult:
     """Read, hash and parse a batch of files; stage the good pages (runs in a worker process)."""
     pages = []
-    outcomes = []
-    for ref in refs:
-        result = read_and_parse(ref, max_bytes)
+    outcomes: list[tuple[str, str | None, str | None, int | None, str | None]] = []
+    for planned in files:
+        ref = planned.ref
+        result = read_and_parse(planned, max_bytes)
         if result.page is not None:
             pages.append((ref.name, result.page))
             outcomes.append((ref.name, result.sha256, None, None, None))
@@ -40,7 +41,7 @@ def parse_batch(refs: list[FileRef], max_bytes: int) -> BatchResult:
     return BatchResult(stage_pages(pages), outcomes)
 
 
-def parse_files(refs: list[FileRef], settings: Settings) -> Iterator[BatchResult]:
+def parse_files(refs: list[PlannedFile], settings: Settings) -> Iterator[BatchResult]:
     """Parse files in batches of `batch_files`, over `workers` processes when worth it."""
     size = max(settings.batch_files, 1)
     batches = [refs[i : i + size] for i in range(0, len(refs), size)]

@@ -7,15 +7,16 @@ validate: run the suites. load: stage Parquet + DuckDB, publish atomically, quar
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
+import shutil
 import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import polars as pl
@@ -23,35 +24,41 @@ import pyarrow as pa
 
 from expectations.validate import ValidationReport, validate_tables
 from pipelines.config import Settings
-from pipelines.extract import FileRef, discover_files, hash_file
+from pipelines.extract import (
+    AFRESH_CODES,
+    NOT_COPIED_CODES,
+    FileRef,
+    PlannedFile,
+    hash_file,
+    list_seeds,
+)
+from pipelines.fingerprint import BuildKeys, build_keys, software_version
 from pipelines.parsing import BatchResult, parse_batch, parse_files
 from transforms.schema import CORE_TABLES, MANIFEST, REJECTED_FILES, RUNS, TABLES_BY_NAME
 from transforms.tables import StagedPages, build_tables, to_arrow
-from warehouse.lock import writer_lock
+from warehouse.folder import check_warehouse, owner_note
+from warehouse.lock import LOCK_FILE, writer_lock
 from warehouse.publish import (
+    NoSpaceLeft,
+    WarehouseUnusable,
+    check_outputs,
     clean_leftovers,
     current_version,
     deny_world_write,
+    finish_publish,
     make_dir,
     publish_staged,
     published_run_id,
+    recover_current,
     restage_current,
     stage_warehouse,
     sync_quarantine,
 )
-from warehouse.state import RunState, append_run_log, read_run_log, read_state
+from warehouse.state import BUILD_SCHEMA, RunState, append_run_log, read_run_log, read_state
 
 LOADED, REJECTED, DELETED = "loaded", "rejected", "deleted"
 # Re-exported: the flow submits parse_batch as a task and passes BatchResults to transform.
-__all__ = ["BatchResult", "parse_batch"]
-
-
-def software_version() -> str:
-    """The installed authorgraph version."""
-    try:
-        return version("authorgraph")
-    except PackageNotFoundError:  # pragma: no cover - running from a plain checkout
-        return "0+unknown"
+__all__ = ["BatchResult", "PlannedFile", "parse_batch", "software_version"]
 
 
 def new_run_id() -> str:
@@ -59,9 +66,13 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
 
 
+_FAILED_ONCE: set[str] = set()
+
+
 def fault_point(settings: Settings, name: str) -> None:
     """Testing hook: AUTHORGRAPH_FAULT=<name>=kill dies here as `kill -9` would;
-    <name>=sleep:<seconds> pauses here (to start a competing run or reader meanwhile)."""
+    <name>=sleep:<seconds> pauses here (to start a competing run or reader meanwhile);
+    <name>=fail-once raises an I/O error the first time this process gets here (a retry)."""
     if not settings.fault or not settings.fault.startswith(name + "="):
         return
     action = settings.fault.split("=", 1)[1]
@@ -69,28 +80,51 @@ def fault_point(settings: Settings, name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     elif action.startswith("sleep:"):
         time.sleep(float(action.split(":", 1)[1]))
+    elif action == "fail-once" and name not in _FAILED_ONCE:
+        _FAILED_ONCE.add(name)
+        raise OSError(errno.EIO, f"injected fault at {name}")
+
+
+def open_warehouse(warehouse: Path) -> None:
+    """Check the warehouse folder, creating it if needed (see `check_warehouse`)."""
+    check_warehouse(warehouse)
+    try:
+        make_dir(warehouse)
+    except OSError as exc:
+        raise WarehouseUnusable(
+            f"cannot create the warehouse {warehouse}: {exc.strerror}"
+        ) from None
 
 
 @contextmanager
-def exclusive_run(settings: Settings) -> Iterator[None]:
-    """Hold the warehouse's writer lock for a whole run; clean up what killed runs left."""
+def exclusive_run(settings: Settings) -> Iterator[list[str]]:
+    """Hold the warehouse's writer lock for a whole run; clean up what killed runs left.
+
+    Yields the run's list of warnings (one line each; they never fail the run).
+    """
     deny_world_write()
-    make_dir(settings.warehouse)
-    with writer_lock(settings.warehouse, settings.wait_seconds):
-        clean_leftovers(settings.warehouse)
-        yield
+    open_warehouse(settings.warehouse)
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(writer_lock(settings.warehouse, settings.wait_seconds))
+        except OSError as exc:
+            lock = settings.warehouse / LOCK_FILE
+            owner = owner_note(lock)
+            raise WarehouseUnusable(
+                f"cannot take the writer lock {lock}{owner}: {exc.strerror}"
+            ) from None
+        warnings: list[str] = []
+        repaired = recover_current(settings.warehouse)
+        if repaired:
+            warnings.append(repaired)
+        try:
+            clean_leftovers(settings.warehouse)
+        except OSError as exc:
+            warnings.append(f"could not remove old versions or staging leftovers: {exc}")
+        yield warnings
 
 
 # -- extract ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedFile:
-    """A discovered file, its content hash, and whether its cached records can be reused."""
-
-    ref: FileRef
-    sha256: str
-    reuse: bool
 
 
 @dataclass
@@ -100,48 +134,62 @@ class Extracted:
     files: list[PlannedFile]
     deleted: list[str]
     previous: RunState
+    keys: BuildKeys
+    skipped: int = 0  # directories, FIFOs, sockets, devices in the seeds folder (E2)
 
 
 def plan_files(refs: list[FileRef], manifest: pl.DataFrame, full_hash: bool) -> list[PlannedFile]:
     """Reuse a file's records when its content is unchanged; trust size + mtime unless told not to.
 
     Like rsync: a file whose size and modification time match the manifest is not read at all
-    (`full_hash` reads and hashes it anyway); any other file is hashed and reused only when its
-    hash matches.
+    (`full_hash` reads and hashes it anyway). A file of the same size but a new mtime is hashed
+    and reused when its hash matches; any other file is read (and hashed) once, when parsed.
+    Files rejected from the listing or unreadable are decided afresh on every run.
     """
     known = {
         row["file_name"]: row
-        for row in manifest.filter(pl.col("status") != DELETED).iter_rows(named=True)
+        for row in manifest.filter(
+            (pl.col("status") != DELETED)
+            & ~pl.col("reason_code").is_in(list(AFRESH_CODES)).fill_null(False)
+        ).iter_rows(named=True)
     }
     planned = []
     for ref in refs:
-        prev = known.get(ref.name)
+        prev = None if ref.rejection else known.get(ref.name)
         if prev and not full_hash and (prev["size"], prev["mtime_ns"]) == (ref.size, ref.mtime_ns):
             planned.append(PlannedFile(ref, prev["sha256"], True))
-            continue
-        sha = hash_file(ref.path)
-        planned.append(PlannedFile(ref, sha, prev is not None and prev["sha256"] == sha))
+        elif ref.rejection is None and (full_hash or (prev and prev["size"] == ref.size)):
+            try:
+                sha: str | None = hash_file(ref.path)
+            except OSError:  # reported as UNREADABLE_FILE when the parse step reads it
+                sha = None
+            reuse = prev is not None and sha is not None and prev["sha256"] == sha
+            planned.append(PlannedFile(ref, sha, reuse))
+        else:
+            planned.append(PlannedFile(ref, None, False))
     return planned
 
 
 def extract(settings: Settings) -> Extracted:
     """Find the page files, compare them with the manifest and hash what changed."""
-    refs = discover_files(settings.seeds)
+    listing = list_seeds(settings.seeds)
+    refs = listing.files
     previous = read_state(settings.warehouse)
-    if settings.full_refresh:  # keep the file and run history, forget every parsed record
-        empty = RunState.empty()
-        previous = RunState(
-            previous.manifest, empty.page_authors, empty.page_links, empty.variants, previous.runs
-        )
+    keys = build_keys(settings.max_file_bytes)
+    # The cache holds rows built by some code under some settings: reuse it only under the
+    # same ones (a parser fix or a new size limit re-parses every file; history is kept).
+    stale = previous.build_key("parse_key") != keys.parse_key
+    if settings.full_refresh or stale:
+        previous = previous.without_cache()
     # A file's records can be reused only if the cache really holds them (or it was rejected).
-    keys = pl.concat(
+    cached = pl.concat(
         [
             previous.page_authors.select("file_name", "sha256"),
             previous.manifest.filter(pl.col("status") == REJECTED).select("file_name", "sha256"),
         ]
     )
-    usable = previous.manifest.join(keys.unique(), on=["file_name", "sha256"], how="semi")
-    if settings.full_refresh:
+    usable = previous.manifest.join(cached.unique(), on=["file_name", "sha256"], how="semi")
+    if settings.full_refresh or stale:
         usable = usable.clear()
     files = plan_files(refs, usable, settings.full_hash)
     names = {r.name for r in refs}
@@ -150,7 +198,7 @@ def extract(settings: Settings) -> Extracted:
         for n in previous.manifest.filter(pl.col("status") != DELETED)["file_name"]
         if n not in names
     ]
-    return Extracted(files, deleted, previous)
+    return Extracted(files, deleted, previous, keys, listing.skipped)
 
 
 # -- transform ----------------------------------------------------------------------------
@@ -167,6 +215,9 @@ class Transformed:
     files_reused: int
     files_deleted: int
     rejected_paths: dict[str, Path] = field(default_factory=dict)
+    files_skipped: int = 0
+    keys_match: bool = False  # the published tables were built under this run's output key
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def row_counts(self) -> dict[str, int]:
@@ -202,9 +253,9 @@ def transform(
     now = datetime.now(UTC)
     previous = extracted.previous
     reused = [f for f in extracted.files if f.reuse]
-    to_parse = [f.ref for f in extracted.files if not f.reuse]
+    to_parse = [f for f in extracted.files if not f.reuse]
     parsed: list[StagedPages] = []
-    outcome: dict[str, tuple[str, str | None, int | None, str | None]] = {}
+    outcome: dict[str, tuple[str | None, str | None, int | None, str | None]] = {}
     results = parse_files(to_parse, settings) if batches is None else batches
     for number, batch in enumerate(results):
         parsed.append(batch.staged)
@@ -234,6 +285,7 @@ def transform(
     manifest = _manifest(extracted, outcome, prev_manifest, run_id, now)
     tables["rejected_files"] = (
         manifest.filter(pl.col("status") == REJECTED)
+        .with_columns(quarantined=~pl.col("reason_code").is_in(list(NOT_COPIED_CODES)))
         .select(REJECTED_FILES.column_names)
         .sort("file_name")
     )
@@ -245,6 +297,7 @@ def transform(
         page_links=staged.page_links.join(sha, on="file_name", how="left"),
         variants=staged.variants,
         runs=previous.runs,
+        build=pl.DataFrame([_build_row(extracted.keys)], schema=BUILD_SCHEMA),
     )
     refs = {f.ref.name: f.ref for f in extracted.files}
     return Transformed(
@@ -255,14 +308,23 @@ def transform(
         files_reused=len(reused),
         files_deleted=len(extracted.deleted),
         rejected_paths={
-            name: refs[name].path for name, (_, code, _, _) in outcome.items() if code is not None
+            name: refs[name].path
+            for name, (_, code, _, _) in outcome.items()
+            if code is not None and code not in NOT_COPIED_CODES
         },
+        files_skipped=extracted.skipped,
+        keys_match=previous.build_key("output_key") == extracted.keys.output_key,
     )
+
+
+def _build_row(keys: BuildKeys) -> dict[str, str]:
+    """The build keys as one state row."""
+    return {"parse_key": keys.parse_key, "output_key": keys.output_key}
 
 
 def _manifest(
     extracted: Extracted,
-    outcome: dict[str, tuple[str, str | None, int | None, str | None]],
+    outcome: dict[str, tuple[str | None, str | None, int | None, str | None]],
     prev: dict[str, dict[str, object]],
     run_id: str,
     now: datetime,
@@ -362,18 +424,30 @@ def runs_table(
 
 def is_unchanged(transformed: Transformed, settings: Settings) -> bool:
     """True when this run would publish exactly what is published: nothing parsed or deleted,
-    no full refresh, and the last published run used this same software version."""
+    no full refresh, the published tables were built under this run's output key (code,
+    suites, views, settings), and the published files are untouched since they were written.
+
+    A damaged or altered output is never carried forward: the run rebuilds everything and
+    says why in a warning.
+    """
     if settings.full_refresh or transformed.files_parsed or transformed.files_deleted:
+        return False
+    if not transformed.keys_match:
         return False
     published = transformed.state.runs.filter(pl.col("status") != "validation_failed")
     current = current_version(settings.warehouse)
     if published.is_empty() or current is None:
         return False
+    problem = check_outputs(settings.warehouse)
     # The DuckDB file and the run state must come from the same run (a crash between their
-    # two renames leaves them apart: then rebuild rather than trust either).
-    if published_run_id(settings.warehouse) != current.name:
+    # two renames leaves them apart: then rebuild rather than trust either). Opening it also
+    # lets DuckDB check its own file.
+    if problem is None and published_run_id(settings.warehouse) != current.name:
+        problem = "the DuckDB file does not open or is not the current version's"
+    if problem is not None:
+        transformed.warnings.append(f"rebuilding the published tables: {problem}")
         return False
-    return published.sort("run_id")["software_version"][-1] == software_version()
+    return True
 
 
 def carried_over_report(transformed: Transformed, settings: Settings) -> ValidationReport:
@@ -384,17 +458,64 @@ def carried_over_report(transformed: Transformed, settings: Settings) -> Validat
     return ValidationReport(evaluated, [], index if index.exists() else None, carried_over=True)
 
 
+@dataclass
+class Loaded:
+    """What the load stage published, and what went wrong after the commit point."""
+
+    duckdb_path: Path
+    warnings: list[str] = field(default_factory=list)
+
+
 def load(
     transformed: Transformed,
     settings: Settings,
     record: dict[str, object],
     unchanged: bool = False,
-) -> Path:
+) -> Loaded:
     """Stage Parquet + DuckDB, publish them atomically, and keep rejected files quarantined.
 
     An unchanged run re-stages the published version with only `manifest` and `runs` replaced.
+    Safe to retry: a retry after the commit point (the `current` swap) publishes nothing
+    twice; one before it stages afresh. Steps after the commit point only warn.
     """
     run_id = str(record["run_id"])
+    stage_dir = settings.staging_dir / run_id
+    current = current_version(settings.warehouse)
+    if current is None or current.name != run_id:
+        try:
+            _stage(transformed, settings, record, unchanged, stage_dir)
+        except OSError as exc:
+            shutil.rmtree(stage_dir, ignore_errors=True)  # give the space back
+            raise _staging_error(exc, settings.warehouse) from None
+        fault_point(settings, "load:staged")
+        publish_staged(
+            stage_dir, settings.warehouse, run_id, lambda step: fault_point(settings, step)
+        )
+    loaded = Loaded(settings.duckdb_path)
+    for step, action in (
+        ("finish publishing", lambda: finish_publish(stage_dir, settings.warehouse)),
+        (
+            "update quarantine/",
+            lambda: sync_quarantine(transformed.rejected_paths, settings.quarantine_dir),
+        ),
+    ):
+        try:
+            action()
+        except OSError as exc:
+            loaded.warnings.append(f"published, but could not {step}: {exc}")
+    return loaded
+
+
+def _stage(
+    transformed: Transformed,
+    settings: Settings,
+    record: dict[str, object],
+    unchanged: bool,
+    stage_dir: Path,
+) -> None:
+    """Write this run's tables, state and DuckDB file into a fresh staging folder."""
+    for leftover in (stage_dir, settings.warehouse / "versions" / str(record["run_id"])):
+        shutil.rmtree(leftover, ignore_errors=True)  # a retried load starts afresh
     runs = runs_table(transformed.state.runs, read_run_log(settings.warehouse), record)
     tables = {**transformed.tables, "runs": runs}
     state_frames = {**transformed.state.frames(), "runs": runs}
@@ -404,12 +525,20 @@ def load(
     state_names = ("manifest", "runs") if unchanged else tuple(state_frames)
     state = {n: state_frames[n].to_arrow() for n in state_names}
     state["runs"] = arrow["runs"]
-    stage_dir = settings.staging_dir / run_id
     if unchanged:
         restage_current(settings.warehouse, stage_dir, arrow, state)
     else:
         stage_warehouse(arrow, state, stage_dir)
-    fault_point(settings, "load:staged")
-    publish_staged(stage_dir, settings.warehouse, run_id, lambda step: fault_point(settings, step))
-    sync_quarantine(transformed.rejected_paths, settings.quarantine_dir)
-    return settings.duckdb_path
+
+
+def _staging_error(exc: OSError, warehouse: Path) -> Exception:
+    """A named error for a failed staging write: the published warehouse is unchanged."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return NoSpaceLeft(
+            f"no space left on the device while staging in {warehouse}; "
+            "the published warehouse is unchanged"
+        )
+    return WarehouseUnusable(
+        f"cannot write the new version into {warehouse}: {exc.strerror or exc}; "
+        "the published warehouse is unchanged"
+    )

@@ -63,7 +63,7 @@ def run_stages(settings):  # type: ignore[no-untyped-def]
     from pipelines import stages
 
     run_id, started = stages.new_run_id(), datetime.now(UTC)
-    with stages.exclusive_run(settings):
+    with stages.exclusive_run(settings) as warnings:
         transformed = stages.transform(stages.extract(settings), settings, run_id)
         unchanged = stages.is_unchanged(transformed, settings)
         if unchanged:
@@ -72,7 +72,9 @@ def run_stages(settings):  # type: ignore[no-untyped-def]
             report = stages.validate(transformed, settings)
         record = stages.run_record(run_id, started, transformed, report, settings)
         assert report.success, report.failure_lines()
-        stages.load(transformed, settings, record, unchanged)
+        loaded = stages.load(transformed, settings, record, unchanged)
+    transformed.warnings[:0] = warnings
+    transformed.warnings.extend(loaded.warnings)
     return transformed
 
 

@@ -38,7 +38,10 @@ def test_bad_file_rejected_and_others_load(
     row = rejected[0]
     assert (row["file_name"], row["reason_code"], row["line"]) == (fixture, code, line)
     assert len(row["sha256"]) == 64 and row["message"]
-    assert out.rejected_paths == {fixture: seeds_copy / fixture}
+    # E6: a file over the size limit is never copied to quarantine; every other one is.
+    copied = code != "FILE_TOO_LARGE"
+    assert row["quarantined"] is copied
+    assert out.rejected_paths == ({fixture: seeds_copy / fixture} if copied else {})
     # Nothing from the bad file; everything from the good ones.
     counts = {name: out.tables[name].height for name in ("authors", "papers", "authorship")}
     assert counts == {"authors": 5, "papers": 25, "authorship": 33}

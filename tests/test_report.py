@@ -52,8 +52,8 @@ def test_report_lists_rejected_files_escaped(seeds_warehouse: Path, tmp_path: Pa
     con = duckdb.connect(str(warehouse / "authorgraph.duckdb"))
     try:
         con.execute(
-            "insert into rejected_files values (?, ?, ?, ?, ?)",
-            ["<b>bad</b>.txt", "0" * 64, "INCOMPLETE_PAPER", 15, "add the source line"],
+            "insert into rejected_files values (?, ?, ?, ?, ?, ?)",
+            ["<b>bad</b>.txt", "0" * 64, "INCOMPLETE_PAPER", 15, "add the source line", True],
         )
     finally:
         con.close()

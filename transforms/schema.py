@@ -102,13 +102,19 @@ AUTHORSHIP = Table(
 
 REJECTED_FILES = Table(
     name="rejected_files",
-    comment="Input files rejected as a whole; each is kept under quarantine/.",
+    comment="Input files rejected as a whole; a copy is kept under quarantine/ when it was read.",
     columns=(
-        Column("file_name", STR, False, "File name, verbatim."),
-        Column("sha256", STR, False, "SHA-256 of the file's bytes."),
-        Column("reason_code", STR, False, "EMPTY_FILE, FILE_TOO_LARGE, BINARY_CONTENT, ..."),
+        Column("file_name", STR, False, "File name, verbatim (escaped, behind '/', if invalid)."),
+        Column("sha256", STR, True, "SHA-256 of the file's bytes; null if it was never read."),
+        Column("reason_code", STR, False, "BAD_FILE_NAME, UNSAFE_LINK, ..., INCOMPLETE_PAPER."),
         Column("line", pa.int64(), True, "Line the problem was found on, when there is one."),
         Column("message", STR, False, "What is wrong and what to do about it."),
+        Column(
+            "quarantined",
+            pa.bool_(),
+            False,
+            "True when a copy is kept under quarantine/ (never for files not read whole).",
+        ),
     ),
     primary_key=("file_name",),
 )
@@ -123,7 +129,7 @@ MANIFEST = Table(
         Column("file_name", STR, False, "File name, verbatim (authorship.source_file)."),
         Column("size", I64, False, "Size in bytes when last seen."),
         Column("mtime_ns", I64, False, "Modification time (ns) when last seen."),
-        Column("sha256", STR, False, "SHA-256 of the content when last seen."),
+        Column("sha256", STR, True, "SHA-256 of the content when last read; null if never read."),
         Column("first_seen", TS, False, "When a run first saw this file name."),
         Column("last_seen", TS, False, "When a run last saw this file name."),
         Column("status", STR, False, "loaded, rejected, or deleted (gone from the seeds)."),
@@ -163,10 +169,14 @@ CORE_TABLES: tuple[Table, ...] = (AUTHORS, PAPERS, AUTHORSHIP)
 ALL_TABLES: tuple[Table, ...] = (*CORE_TABLES, REJECTED_FILES, MANIFEST, RUNS)
 TABLES_BY_NAME: dict[str, Table] = {t.name: t for t in ALL_TABLES}
 
-#: Reason codes for rejected files, in the order they are checked.
+#: Reason codes for rejected files, in the order they are checked: first what the listing
+#: and the open decide (E-rules), then the size, then the content.
 REASON_CODES: tuple[str, ...] = (
-    "EMPTY_FILE",
+    "BAD_FILE_NAME",
+    "UNSAFE_LINK",
+    "UNREADABLE_FILE",
     "FILE_TOO_LARGE",
+    "EMPTY_FILE",
     "BINARY_CONTENT",
     "INVALID_UTF8",
     "MISSING_HEADER",

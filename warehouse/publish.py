@@ -14,10 +14,13 @@ Arrow tables and are registered with DuckDB; DDL is generated from `transforms.s
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import shutil
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import duckdb
@@ -25,7 +28,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from transforms.schema import ALL_TABLES, TABLES_BY_NAME, Table
+from warehouse.errors import NoSpaceLeft, WarehouseDamaged, WarehouseError, WarehouseUnusable
 from warehouse.views import create_views
+
+__all__ = ["NoSpaceLeft", "WarehouseDamaged", "WarehouseError", "WarehouseUnusable"]
 
 DUCKDB_FILE = "authorgraph.duckdb"
 PARQUET_DIR = "parquet"
@@ -43,10 +49,6 @@ _DUCKDB_TYPES = {
 }
 
 Step = Callable[[str], None]
-
-
-class WarehouseError(Exception):
-    """The warehouse could not be read or written."""
 
 
 def _no_step(_: str) -> None:
@@ -138,6 +140,16 @@ def build_duckdb(db_path: Path, tables: Mapping[str, pa.Table]) -> None:
     no_world_write(db_path)
 
 
+@contextmanager
+def os_errors() -> Iterator[None]:
+    """DuckDB's I/O errors as OSError (a full disk as ENOSPC), so callers handle one kind."""
+    try:
+        yield
+    except duckdb.IOException as exc:
+        full = "no space left" in str(exc).lower()
+        raise OSError(errno.ENOSPC if full else errno.EIO, str(exc)) from None
+
+
 def stage_warehouse(
     tables: Mapping[str, pa.Table], state: Mapping[str, pa.Table], stage_dir: Path
 ) -> Path:
@@ -145,8 +157,50 @@ def stage_warehouse(
     make_dir(stage_dir)
     write_parquet(tables, stage_dir / "version" / PARQUET_DIR)
     write_parquet(state, stage_dir / "version" / STATE_DIR, declared=False)
-    build_duckdb(stage_dir / DUCKDB_FILE, tables)
+    with os_errors():
+        build_duckdb(stage_dir / DUCKDB_FILE, tables)
+    record_outputs(stage_dir)
     return stage_dir
+
+
+OUTPUTS_FILE = "outputs.json"
+
+
+def record_outputs(stage_dir: Path) -> None:
+    """Write the size and modification time of every staged output (DuckDB file, Parquet,
+    state) into the version, so the next run can check cheaply that they are untouched.
+    Renames keep both, so the record stays true once the files are published."""
+    version = stage_dir / "version"
+    record = {
+        p.relative_to(version).as_posix(): [p.stat().st_size, p.stat().st_mtime_ns]
+        for p in sorted(version.glob("*/*.parquet"))
+    }
+    db = (stage_dir / DUCKDB_FILE).stat()
+    record[DUCKDB_FILE] = [db.st_size, db.st_mtime_ns]
+    path = version / OUTPUTS_FILE
+    path.write_text(json.dumps(record, indent=0), encoding="utf-8")
+    no_world_write(path)
+
+
+def check_outputs(warehouse: Path) -> str | None:
+    """None when every published output still has the size and mtime recorded when it was
+    published; else what changed (a cheap check: no file is read or hashed)."""
+    version = current_version(warehouse)
+    if version is None:
+        return "nothing is published"
+    try:
+        record = json.loads((version / OUTPUTS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return f"{version.name}/{OUTPUTS_FILE} is missing or unreadable"
+    for name, (size, mtime_ns) in record.items():
+        path = warehouse / DUCKDB_FILE if name == DUCKDB_FILE else version / name
+        try:
+            info = path.stat()
+        except OSError:
+            return f"{name} is missing"
+        if (info.st_size, info.st_mtime_ns) != (size, mtime_ns):
+            return f"{name} changed after it was published"
+    return None
 
 
 def restage_current(
@@ -173,8 +227,7 @@ def restage_current(
     write_parquet(state, stage_dir / "version" / STATE_DIR, declared=False)
     db_path = stage_dir / DUCKDB_FILE
     shutil.copyfile(warehouse / DUCKDB_FILE, db_path)
-    con = duckdb.connect(str(db_path))
-    try:
+    with os_errors(), closing(duckdb.connect(str(db_path))) as con:
         con.execute("BEGIN")
         for name, data in tables.items():
             con.register("incoming", data.cast(TABLES_BY_NAME[name].arrow_schema))
@@ -183,9 +236,8 @@ def restage_current(
             con.unregister("incoming")
         con.execute("COMMIT")
         con.execute("CHECKPOINT")
-    finally:
-        con.close()
     no_world_write(db_path)
+    record_outputs(stage_dir)
     return stage_dir
 
 
@@ -201,56 +253,103 @@ def publish_staged(stage_dir: Path, warehouse: Path, run_id: str, on_step: Step 
     """Publish a staged run: version folder in place, DuckDB file replaced, `current` swapped.
 
     Each step is one atomic rename, so a reader sees the old or the new version of each file,
-    never a mix, and a run killed between two steps leaves a readable warehouse behind.
+    never a mix, and a run killed between two steps leaves a readable warehouse behind. The
+    `current` swap is the commit point; a retry after it finds the run published and stops.
     """
     versions = make_dir(warehouse / VERSIONS_DIR)
-    os.rename(stage_dir / "version", versions / run_id)
+    target = versions / run_id
+    current = current_version(warehouse)
+    if current is not None and current.name == run_id:
+        return  # a retry of a publish that already committed
+    if (stage_dir / "version").is_dir():
+        if target.is_dir():  # a retry after the version moved: it was never made current
+            shutil.rmtree(target)
+        os.rename(stage_dir / "version", target)
     on_step("publish:version_moved")
     db_target = warehouse / DUCKDB_FILE
-    # A WAL left by a crashed writer would not match the new file: drop it first.
-    wal = db_target.with_name(db_target.name + ".wal")
-    if wal.exists():
-        wal.unlink()
-    os.replace(stage_dir / DUCKDB_FILE, db_target)
+    if (stage_dir / DUCKDB_FILE).exists():
+        # A WAL left by a crashed writer would not match the new file: drop it first.
+        wal = db_target.with_name(db_target.name + ".wal")
+        if wal.exists() or wal.is_symlink():
+            wal.unlink()
+        os.replace(stage_dir / DUCKDB_FILE, db_target)
     on_step("publish:duckdb_replaced")
     # The run state moves last: a run killed before this point leaves the old state, so the
     # next run sees its changes as still pending and redoes them.
     _swap_symlink(warehouse / CURRENT_LINK, f"{VERSIONS_DIR}/{run_id}")
+    on_step("publish:current_swapped")
+
+
+def finish_publish(stage_dir: Path, warehouse: Path) -> None:
+    """After the commit point: the stable `parquet` link and the staging folder's removal."""
     parquet_link = warehouse / PARQUET_DIR
     if parquet_link.is_dir() and not parquet_link.is_symlink():
         shutil.rmtree(parquet_link)  # a warehouse from before versioned publishing
     if not parquet_link.is_symlink():
         _swap_symlink(parquet_link, f"{CURRENT_LINK}/{PARQUET_DIR}")
-    on_step("publish:current_swapped")
     shutil.rmtree(stage_dir, ignore_errors=True)
 
 
 def current_version(warehouse: Path) -> Path | None:
     """The published version folder, or None before the first publish."""
     link = warehouse / CURRENT_LINK
-    return link.resolve() if link.is_symlink() and link.resolve().is_dir() else None
+    if not link.is_symlink():
+        return None
+    target = link.resolve()
+    versions = (warehouse / VERSIONS_DIR).resolve()
+    return target if target.is_dir() and target.parent == versions else None
+
+
+def recover_current(warehouse: Path) -> str | None:
+    """Point a missing or dangling `current` link back at the published version.
+
+    The version is the one the published DuckDB file names as its last run, else the newest
+    version folder with run state. Returns a warning line when it repaired the link.
+    """
+    versions = warehouse / VERSIONS_DIR
+    if current_version(warehouse) is not None or versions.is_symlink() or not versions.is_dir():
+        return None
+    candidates = sorted(
+        p.name for p in versions.iterdir() if not p.is_symlink() and (p / STATE_DIR).is_dir()
+    )
+    if not candidates:
+        return None
+    published = published_run_id(warehouse)
+    chosen = published if published in candidates else candidates[-1]
+    _swap_symlink(warehouse / CURRENT_LINK, f"{VERSIONS_DIR}/{chosen}")
+    return f"the `current` link was missing or broken; restored it to {VERSIONS_DIR}/{chosen}"
+
+
+def _remove(path: Path) -> None:
+    """Remove a file, a symlink (never what it points to) or a folder tree."""
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def clean_leftovers(warehouse: Path, keep_versions: int = 2) -> list[Path]:
     """Remove staging folders of killed runs and all but the newest published versions.
 
-    Call only while holding the writer lock. The current version is always kept.
+    Call only while holding the writer lock. The current version is always kept, and no
+    version is removed while there is no current one. A symlink planted in place of a
+    folder is removed itself; nothing is deleted through it.
     """
     removed: list[Path] = []
     staging = warehouse / STAGING_DIR
-    if staging.is_dir():
+    if staging.is_symlink():
+        _remove(staging)
+        removed.append(staging)
+    elif staging.is_dir():
         for leftover in staging.iterdir():
-            if leftover.is_dir():
-                shutil.rmtree(leftover, ignore_errors=True)
-            else:
-                leftover.unlink()
+            _remove(leftover)
             removed.append(leftover)
     versions = warehouse / VERSIONS_DIR
     current = current_version(warehouse)
-    if versions.is_dir():
-        old = sorted(p for p in versions.iterdir() if p.resolve() != current)
+    if current is not None and versions.is_dir() and not versions.is_symlink():
+        old = sorted(p for p in versions.iterdir() if p.name != current.name)
         for stale in old[: max(len(old) - (keep_versions - 1), 0)]:
-            shutil.rmtree(stale, ignore_errors=True)
+            _remove(stale)
             removed.append(stale)
     return removed
 
@@ -275,7 +374,7 @@ def connect_read_only(warehouse: Path) -> duckdb.DuckDBPyConnection:
     try:
         return duckdb.connect(str(path), read_only=True)
     except duckdb.Error as exc:
-        raise WarehouseError(f"cannot open {path} read-only: {exc}") from None
+        raise WarehouseDamaged(f"cannot open {path} read-only: {_first_line(exc)}") from None
 
 
 def published_run_id(warehouse: Path) -> str | None:
@@ -303,8 +402,16 @@ def read_published_tables(warehouse: Path) -> dict[str, pa.Table]:
             t.name: con.sql(f"SELECT * FROM {t.name}").to_arrow_table().cast(t.arrow_schema)
             for t in ALL_TABLES
         }
+    except (duckdb.Error, pa.ArrowInvalid) as exc:
+        raise WarehouseDamaged(
+            f"cannot read the tables of {warehouse / DUCKDB_FILE}: {_first_line(exc)}"
+        ) from None
     finally:
         con.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def run_query(warehouse: Path, query: str) -> tuple[list[str], list[tuple[object, ...]]]:

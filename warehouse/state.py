@@ -16,7 +16,15 @@ import polars as pl
 
 from transforms.schema import MANIFEST, RUNS
 from transforms.tables import PAGE_AUTHOR_SCHEMA, PAGE_LINK_SCHEMA, VARIANT_SCHEMA
-from warehouse.publish import STATE_DIR, current_version
+from warehouse.publish import (
+    DUCKDB_FILE,
+    STATE_DIR,
+    VERSIONS_DIR,
+    WarehouseDamaged,
+    WarehouseError,
+    connect_read_only,
+    current_version,
+)
 
 RUN_LOG = "run_log.jsonl"
 CACHE_KEY = {"sha256": pl.String()}
@@ -26,6 +34,8 @@ MANIFEST_STATE_SCHEMA: dict[str, pl.DataType] = {
     "line": pl.Int64(),
     "message": pl.String(),
 }
+#: The keys the cached rows were built under (pipelines.fingerprint.BuildKeys).
+BUILD_SCHEMA: dict[str, pl.DataType] = {"parse_key": pl.String(), "output_key": pl.String()}
 
 
 @dataclass(frozen=True)
@@ -37,6 +47,7 @@ class RunState:
     page_links: pl.DataFrame
     variants: pl.DataFrame
     runs: pl.DataFrame
+    build: pl.DataFrame
 
     @staticmethod
     def empty() -> RunState:
@@ -47,6 +58,23 @@ class RunState:
             pl.DataFrame(schema={**PAGE_LINK_SCHEMA, **CACHE_KEY}),
             pl.DataFrame(schema=VARIANT_SCHEMA),
             pl.DataFrame(schema=RUNS.polars_schema),
+            pl.DataFrame(schema=BUILD_SCHEMA),
+        )
+
+    def build_key(self, name: str) -> str | None:
+        """The parse or output key the cached rows were built under (None if unknown)."""
+        return self.build[name][0] if self.build.height == 1 else None
+
+    def without_cache(self) -> RunState:
+        """The same history (manifest, runs) with every cached row forgotten."""
+        empty = RunState.empty()
+        return RunState(
+            self.manifest,
+            empty.page_authors,
+            empty.page_links,
+            empty.variants,
+            self.runs,
+            empty.build,
         )
 
     def frames(self) -> dict[str, pl.DataFrame]:
@@ -57,20 +85,82 @@ class RunState:
             "page_links": self.page_links,
             "variants": self.variants,
             "runs": self.runs,
+            "build": self.build,
         }
 
 
 def read_state(warehouse: Path) -> RunState:
-    """The published run state, or an empty one (first run, or state unreadable)."""
+    """The published run state; an empty one before the first publish.
+
+    When the state files are missing or unreadable but something was published, the parse
+    cache is dropped (every file is parsed again) and the history (manifest, runs) is read
+    back from the published DuckDB file, so `first_seen` and the run history survive. When
+    neither can be read, WarehouseDamaged says so rather than start a new history silently.
+    """
     version = current_version(warehouse)
-    if version is None or not (version / STATE_DIR).is_dir():
-        return RunState.empty()
-    empty = RunState.empty().frames()
-    frames = {}
-    for name, blank in empty.items():
-        path = version / STATE_DIR / f"{name}.parquet"
-        frames[name] = pl.read_parquet(path).cast(blank.schema) if path.exists() else blank
-    return RunState(**frames)
+    blank = RunState.empty()
+    if version is None:
+        frames, damaged = blank.frames(), ["no published version (the `current` link is gone)"]
+    else:
+        frames, damaged = _read_frames(version / STATE_DIR, blank.frames())
+    state = RunState(**frames)
+    if not damaged:
+        return state
+    if not _published_anything(warehouse):
+        return blank
+    if not any(d.startswith(("manifest", "runs")) for d in damaged) and version is not None:
+        return state.without_cache()
+    try:
+        manifest, runs = history_from_duckdb(warehouse)
+    except WarehouseError as exc:
+        raise WarehouseDamaged(
+            f"the run history of {warehouse} cannot be read ({'; '.join(damaged)}; {exc}); "
+            "restore the `current` link or move the warehouse aside to start a new history"
+        ) from None
+    return RunState(
+        manifest, blank.page_authors, blank.page_links, blank.variants, runs, blank.build
+    )
+
+
+def _read_frames(
+    state_dir: Path, blanks: dict[str, pl.DataFrame]
+) -> tuple[dict[str, pl.DataFrame], list[str]]:
+    """Each state file as a frame (a blank one where it is missing or unreadable)."""
+    frames, damaged = {}, []
+    for name, blank in blanks.items():
+        path = state_dir / f"{name}.parquet"
+        try:
+            frames[name] = pl.read_parquet(path).cast(blank.schema)
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            damaged.append(f"{name}: {exc}")
+            frames[name] = blank
+    return frames, damaged
+
+
+def _published_anything(warehouse: Path) -> bool:
+    versions = warehouse / VERSIONS_DIR
+    return (warehouse / DUCKDB_FILE).exists() or (versions.is_dir() and any(versions.iterdir()))
+
+
+def history_from_duckdb(warehouse: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The manifest (with each rejected file's reason) and the runs, from the DuckDB file."""
+    import duckdb
+
+    con = connect_read_only(warehouse)
+    try:
+        manifest = con.sql(
+            "SELECT m.*, r.reason_code, r.line, r.message FROM manifest m "
+            "LEFT JOIN rejected_files r USING (file_name)"
+        ).pl()
+        runs = con.sql("SELECT * FROM runs").pl()
+    except duckdb.Error as exc:
+        raise WarehouseDamaged(f"cannot read {warehouse / DUCKDB_FILE}: {exc}") from None
+    finally:
+        con.close()
+    return (
+        manifest.select([pl.col(c).cast(t) for c, t in MANIFEST_STATE_SCHEMA.items()]),
+        runs.select([pl.col(c).cast(t) for c, t in RUNS.polars_schema.items()]),
+    )
 
 
 def append_run_log(warehouse: Path, row: dict[str, object]) -> None:

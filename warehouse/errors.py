@@ -1,0 +1,19 @@
+"""The warehouse's named errors (a light module: the CLI imports it before anything heavy)."""
+
+from __future__ import annotations
+
+
+class WarehouseError(Exception):
+    """The warehouse could not be read or written."""
+
+
+class WarehouseUnusable(WarehouseError):
+    """The warehouse folder can't be used: a file, read-only, or not ours to write."""
+
+
+class WarehouseDamaged(WarehouseError):
+    """Published files are damaged or missing, so they can't be read or carried over."""
+
+
+class NoSpaceLeft(WarehouseError):
+    """The disk filled up while a run was staging; nothing was published."""
