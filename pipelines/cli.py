@@ -215,14 +215,20 @@ def validate(warehouse: WarehouseOpt = None) -> None:
 
     from expectations.validate import validate_tables
     from transforms.schema import CORE_TABLES
-    from warehouse.publish import WarehouseError, read_published_tables
+    from warehouse.publish import WarehouseError, deny_world_write, read_published_tables
 
+    deny_world_write()
     try:
         published = read_published_tables(settings.warehouse)
     except WarehouseError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     frames = {t.name: pl.from_arrow(published[t.name]) for t in CORE_TABLES}
-    report = validate_tables(frames, settings.data_docs_dir)  # type: ignore[arg-type]
+    try:
+        report = validate_tables(frames, settings.data_docs_dir)  # type: ignore[arg-type]
+    except OSError as exc:
+        raise fail(
+            f"cannot write Data Docs in {settings.data_docs_dir}: {exc}", EXIT_USAGE
+        ) from None
     out.print(f"validation: {report.headline()}", markup=False)
     out.print(f"data docs: {report.data_docs_index}", markup=False)
     if not report.success:
@@ -282,8 +288,9 @@ def report(
     """Write one self-contained HTML page: counts, top authors, subjects, co-author graph."""
     settings = settings_or_exit(warehouse=warehouse)
     from pipelines.report import write_report
-    from warehouse.publish import WarehouseError
+    from warehouse.publish import WarehouseError, deny_world_write
 
+    deny_world_write()
     try:
         path = write_report(settings.warehouse, out_file or settings.warehouse / "report.html")
     except (WarehouseError, OSError) as exc:

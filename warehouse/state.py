@@ -17,6 +17,7 @@ import polars as pl
 from transforms.schema import MANIFEST, RUNS
 from transforms.tables import PAGE_AUTHOR_SCHEMA, PAGE_LINK_SCHEMA, VARIANT_SCHEMA
 from warehouse.publish import STATE_DIR, current_version
+from warehouse.safe_io import open_exclusive_file
 
 RUN_LOG = "run_log.jsonl"
 CACHE_KEY = {"sha256": pl.String()}
@@ -74,9 +75,12 @@ def read_state(warehouse: Path) -> RunState:
 
 
 def append_run_log(warehouse: Path, row: dict[str, object]) -> None:
-    """Append one run's record (one JSON line, one write, O_APPEND)."""
+    """Append one run's record (one JSON line, one write, O_APPEND).
+
+    A run log planted as a symlink or hard link to another file is refused (UnsafePathError).
+    """
     line = json.dumps(row, default=str, ensure_ascii=False) + "\n"
-    fd = os.open(warehouse / RUN_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = open_exclusive_file(warehouse / RUN_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line.encode("utf-8"))
     finally:
