@@ -48,7 +48,7 @@ def run_markdown(
 ) -> str:
     """The artifact's markdown: files, rejections with reasons, rows, validation, Data Docs."""
     lines = [
-        f"# authorgraph run {_cell(record['run_id'])}",
+        f"# authorgraph run `{record['run_id']}`",  # made by new_run_id(): digits, letters, -
         "",
         f"Status: **{_cell(record['status'])}**",
         "",
