@@ -3,14 +3,20 @@
 The suites are plain JSON, one per table plus one cross-table suite, loaded into an ephemeral
 GX context (nothing is written outside the Data Docs folder). Frames arrive as polars and are
 handed to GX as pandas with Arrow dtypes.
+
+The Data Docs site is built in a fresh folder and renamed into place: a `data_docs` symlink
+planted in the warehouse is replaced by the new folder, and what it pointed at is left untouched.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import secrets
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,16 +158,73 @@ def _column(kwargs: dict[str, Any]) -> str | None:
     return None
 
 
+def _replace_dir(path: Path, build: Callable[[Path], object]) -> Path:
+    """Build a folder's new contents in a fresh folder beside it, then swap it in by rename.
+
+    Whatever was at `path` (a folder, or a planted symlink) is moved aside and removed without
+    following links, so a symlink's target is never written or deleted.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in path.parent.glob(f".{path.name}.*.old"):  # from a killed run
+        _remove(leftover)
+    fresh = path.with_name(f".{path.name}.{secrets.token_hex(8)}.new")
+    os.mkdir(fresh, 0o777)
+    try:
+        build(fresh)
+        aside: list[Path] = []
+        while True:
+            old = path.with_name(f".{path.name}.{secrets.token_hex(8)}.old")
+            try:
+                os.rename(path, old)  # a rename moves a symlink itself, never its target
+                aside.append(old)
+            except FileNotFoundError:
+                pass
+            try:
+                os.rename(fresh, path)
+                break
+            except OSError as exc:  # another writer swapped its folder in meanwhile: again
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
+    except BaseException:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise
+    for old in aside:
+        _remove(old)
+    return path
+
+
+def _remove(path: Path) -> None:
+    """Remove a file, a symlink (not what it points to) or a folder tree."""
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def validate_tables(
     frames: dict[str, pl.DataFrame], docs_dir: Path, suites_dir: Path = SUITES_DIR
 ) -> ValidationReport:
     """Run each table's suite and the cross-table suite; rebuild the Data Docs site."""
-    inputs = {**frames, RELATIONSHIPS: relationships_frame(frames)}
-    shutil.rmtree(docs_dir, ignore_errors=True)
-    docs_dir.mkdir(parents=True, exist_ok=True)
-    context = _context(docs_dir)
-    source = context.data_sources.add_pandas(name="authorgraph")
     failures: list[Failure] = []
+    evaluated = 0
+
+    def build(site_dir: Path) -> None:
+        nonlocal evaluated
+        evaluated = _run_suites(frames, site_dir, suites_dir, failures)
+
+    _replace_dir(docs_dir, build)
+    index = docs_dir / "index.html"
+    return ValidationReport(evaluated, failures, index if index.exists() else None)
+
+
+def _run_suites(
+    frames: dict[str, pl.DataFrame], site_dir: Path, suites_dir: Path, failures: list[Failure]
+) -> int:
+    """Validate every input, append its failures, build the site in `site_dir`; return the
+    number of expectations evaluated."""
+    inputs = {**frames, RELATIONSHIPS: relationships_frame(frames)}
+    context = _context(site_dir)
+    source = context.data_sources.add_pandas(name="authorgraph")
     evaluated = 0
     for name, frame in inputs.items():
         suite = context.suites.add(load_suite(suites_dir / f"{name}.json"))
@@ -199,5 +262,4 @@ def validate_tables(
                     )
                 )
     context.build_data_docs(site_names=[SITE_NAME])
-    index = docs_dir / "index.html"
-    return ValidationReport(evaluated, failures, index if index.exists() else None)
+    return evaluated

@@ -252,8 +252,9 @@ def validate(warehouse: WarehouseOpt = None) -> None:
     from expectations.validate import validate_tables
     from transforms.schema import CORE_TABLES
     from warehouse.folder import check_data_docs
-    from warehouse.publish import WarehouseError, read_published_tables
+    from warehouse.publish import WarehouseError, deny_world_write, read_published_tables
 
+    deny_world_write()
     try:
         check_data_docs(settings.data_docs_dir)
         published = read_published_tables(settings.warehouse)
@@ -306,7 +307,7 @@ def sql(
     try:
         columns, rows = run_query(settings.warehouse, str(text))
     except WarehouseError as exc:
-        raise fail(str(exc), EXIT_USAGE) from None
+        raise fail(str(exc), warehouse_exit_code(exc)) from None
     if fmt == "table":
         out.print(to_rich_table(columns, rows))
     else:
@@ -326,12 +327,15 @@ def report(
     """Write one self-contained HTML page: counts, top authors, subjects, co-author graph."""
     settings = settings_or_exit(warehouse=warehouse)
     from pipelines.report import write_report
-    from warehouse.publish import WarehouseError
+    from warehouse.publish import WarehouseError, deny_world_write
 
+    deny_world_write()
     try:
         path = write_report(settings.warehouse, out_file or settings.warehouse / "report.html")
-    except (WarehouseError, OSError) as exc:
-        raise fail(str(exc), EXIT_USAGE) from None
+    except WarehouseError as exc:
+        raise fail(str(exc), warehouse_exit_code(exc)) from None
+    except OSError as exc:
+        raise fail(f"cannot write the report: {exc}", EXIT_USAGE) from None
     out.print(f"report: {path}", markup=False)
 
 

@@ -2,6 +2,10 @@
 
 Everything is inline (CSS, and the charts as base64 SVG made with matplotlib; the co-author graph
 laid out with networkx), so the page opens offline. Data is read over the read-only connection.
+Names, titles and subjects are drawn as plain text: matplotlib's mathtext is off, so a `$` in
+the data is a dollar sign, never a formula (an unbalanced one used to crash the report).
+The page is written to a fresh temporary file and renamed over `--out`, so a symlink planted
+at that name is replaced, never followed.
 """
 
 from __future__ import annotations
@@ -15,14 +19,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import matplotlib
 import networkx as nx
 from matplotlib.figure import Figure
 
 from warehouse.publish import DUCKDB_FILE, connect_read_only
+from warehouse.safe_io import atomic_write
 
 TOP_AUTHORS = 10
 COLOR = "#3b6ea5"
 ACCENT = "#d98c2b"
+# Every text artist is made (and drawn) with these: data is text, `$...$` is not mathtext.
+PLAIN_TEXT = {"text.parse_math": False, "text.usetex": False}
 
 
 @dataclass(frozen=True)
@@ -92,6 +100,11 @@ def _svg(figure: Figure) -> str:
 
 def bar_chart(labels: list[str], values: list[int], xlabel: str) -> str:
     """A horizontal bar chart, largest on top, each bar labelled with its value."""
+    with matplotlib.rc_context(PLAIN_TEXT):
+        return _bar_chart(labels, values, xlabel)
+
+
+def _bar_chart(labels: list[str], values: list[int], xlabel: str) -> str:
     figure = Figure(figsize=(7.5, 0.45 * len(labels) + 1.0))
     ax = figure.subplots()
     bars = ax.barh(labels[::-1], values[::-1], color=COLOR)
@@ -104,6 +117,11 @@ def bar_chart(labels: list[str], values: list[int], xlabel: str) -> str:
 
 def coauthor_graph(data: ReportData) -> str:
     """The co-author graph: node size by papers, edge width and label by shared papers."""
+    with matplotlib.rc_context(PLAIN_TEXT):
+        return _coauthor_graph(data)
+
+
+def _coauthor_graph(data: ReportData) -> str:
     graph = nx.Graph()
     for author_id, (name, papers) in sorted(data.authors.items(), key=lambda kv: kv[1]):
         graph.add_node(author_id, name=name, papers=papers)
@@ -227,7 +245,4 @@ def write_report(warehouse: Path, out: Path) -> Path:
     link = os.path.relpath(index.resolve(), out.parent.resolve()) if index.exists() else None
     page = render_report(data, link, str(warehouse / DUCKDB_FILE))
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, out)
-    return out
+    return atomic_write(out, page.encode("utf-8"))

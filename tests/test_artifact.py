@@ -45,10 +45,11 @@ def test_run_artifact_reports_files_rows_validation_and_docs(
     assert "Status: **published**" in markdown
     # read, parsed, reused, rejected, deleted: the new page parsed, the rest reused
     assert "| 7 | 1 | 6 | 1 | 0 |" in markdown
-    assert "| zz \\| bad.txt | INCOMPLETE_PAPER | 15 |" in markdown
+    assert "| zz \\| bad\\.txt | INCOMPLETE\\_PAPER | 15 |" in markdown  # escaped, one cell
     assert "| authors | 6 |" in markdown
     assert "| papers | 27 |" in markdown
     assert "| authorship | 35 |" in markdown
     assert "| rejected_files | 1 |" in markdown
     assert "passed (" in markdown and "FAILED" not in markdown
-    assert f"Data Docs: `{settings.data_docs_dir / 'index.html'}`" in markdown
+    docs = str(settings.data_docs_dir / "index.html")
+    assert "Data Docs: " + docs.replace("_", "\\_").replace(".", "\\.") in markdown

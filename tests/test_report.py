@@ -70,3 +70,33 @@ def test_report_without_a_warehouse_is_a_usage_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["report", "--warehouse", str(tmp_path / "nowhere")])
     assert result.exit_code == 2
     assert "no published warehouse" in result.output
+
+
+def test_dollar_signs_in_names_titles_and_subjects_are_drawn_as_text(
+    tmp_path: Path, settings_for
+) -> None:  # type: ignore[no-untyped-def]
+    """`$x^$` would be a broken mathtext formula; `$5 and $6` one that eats the text between."""
+    from tests.conftest import run_stages
+
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    paper = "{title}\n\narXiv.org {subject}\n\nAn abstract about {title}."
+    pages = {
+        "a.txt": ("$x^$", ["Costs $x^$ more", "Shared $5 and $6"], "$5 and $6"),
+        "b.txt": ("$5 and $6", ["Shared $5 and $6", "Solo $\\frac{1}{0"], "Math $^$"),
+    }
+    for file_name, (name, titles, subject) in pages.items():
+        papers = "\n\n\n".join(paper.format(title=t, subject=subject) for t in titles)
+        body = f"Goto\n\nCollaborating Authors\n\n\u00a0{name}\n\n\n{papers}"
+        (seeds / file_name).write_text(body, encoding="utf-8")
+    settings = settings_for(seeds)
+    run_stages(settings)
+    warehouse = settings.warehouse
+    data = read_report_data(warehouse)
+    assert sorted(n for n, _ in data.authors.values()) == ["$5 and $6", "$x^$"]
+    assert data.counts["co-author pairs"] == 1
+    result = runner.invoke(app, ["report", "--warehouse", str(warehouse)])
+    assert result.exit_code == 0, result.output
+    page = (warehouse / "report.html").read_text(encoding="utf-8")
+    assert "<td>$x^$</td>" in page and "<td>$5 and $6</td>" in page
+    assert page.count('src="data:image/svg+xml;base64,') == 3

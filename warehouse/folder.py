@@ -7,6 +7,7 @@ from pathlib import Path
 
 from warehouse.errors import WarehouseUnusable
 from warehouse.lock import LOCK_FILE
+from warehouse.safe_io import UnsafePathError
 
 DATA_DOCS_DIR = "data_docs"
 
@@ -30,6 +31,8 @@ def check_warehouse(warehouse: Path) -> None:
     if not os.access(warehouse, os.W_OK | os.X_OK):
         raise WarehouseUnusable(f"the warehouse {warehouse} is read-only for this user")
     lock = warehouse / LOCK_FILE
+    if lock.is_symlink():
+        raise UnsafePathError(f"refusing to write {lock}: it is a symlink")
     if lock.exists() and not os.access(lock, os.W_OK):
         raise WarehouseUnusable(
             f"cannot take the writer lock {lock}{owner_note(lock)}: permission denied"

@@ -1,7 +1,8 @@
 """One writer at a time per warehouse: an advisory `flock` on `<warehouse>/.lock`.
 
 The kernel drops the lock when the holder exits, however it exits (kill -9 included), so a
-crashed run never leaves a stale lock behind.
+crashed run never leaves a stale lock behind. The file is opened with O_NOFOLLOW: a `.lock`
+planted as a symlink or hard link to another file is refused (UnsafePathError), never written.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from warehouse.safe_io import open_exclusive_file
+
 LOCK_FILE = ".lock"
 POLL_SECONDS = 0.2
 
@@ -23,9 +26,12 @@ class WarehouseBusy(Exception):
 
 @contextmanager
 def writer_lock(warehouse: Path, timeout: float = 0.0) -> Iterator[None]:
-    """Hold the warehouse's writer lock; wait up to `timeout` seconds, then raise WarehouseBusy."""
+    """Hold the warehouse's writer lock; wait up to `timeout` seconds, then raise WarehouseBusy.
+
+    Raises UnsafePathError when `.lock` is a symlink, a hard link or not a regular file.
+    """
     path = warehouse / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = open_exclusive_file(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         deadline = time.monotonic() + max(timeout, 0.0)
         while True:

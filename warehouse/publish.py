@@ -29,6 +29,12 @@ import pyarrow.parquet as pq
 
 from transforms.schema import ALL_TABLES, TABLES_BY_NAME, Table
 from warehouse.errors import NoSpaceLeft, WarehouseDamaged, WarehouseError, WarehouseUnusable
+from warehouse.safe_io import (
+    atomic_copy,
+    is_temp_name,
+    real_dir,
+    restrict_umask,
+)
 from warehouse.views import create_views
 
 __all__ = ["NoSpaceLeft", "WarehouseDamaged", "WarehouseError", "WarehouseUnusable"]
@@ -51,19 +57,36 @@ _DUCKDB_TYPES = {
 Step = Callable[[str], None]
 
 
+# `authorgraph sql` and every other reader: the warehouse file and nothing else. No file is read
+# or written outside it (COPY, EXPORT, read_csv/read_text/glob, ATTACH), no extension is
+# installed or loaded from disk or network, and no setting can be changed back (SET, RESET,
+# PRAGMA ... = ...). DuckDB's Python replacement scans are off too.
+READ_ONLY_CONFIG: dict[str, str | bool] = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "allow_unsigned_extensions": False,
+    "allow_extension_repositories": "forbidden",
+    "allow_persistent_secrets": False,
+    "lock_configuration": True,  # SET/RESET/PRAGMA can change none of the above
+}
+
+
 def _no_step(_: str) -> None:
     return None
 
 
 def no_world_write(path: Path) -> None:
-    """Drop world-write permission from a file or folder this code created."""
-    mode = stat.S_IMODE(path.lstat().st_mode)
-    if mode & stat.S_IWOTH and not path.is_symlink():
-        os.chmod(path, mode & ~stat.S_IWOTH)
+    """Drop group- and world-write permission from a file or folder this code created."""
+    info = path.lstat()
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & (stat.S_IWGRP | stat.S_IWOTH) and not stat.S_ISLNK(info.st_mode):
+        os.chmod(path, mode & ~(stat.S_IWGRP | stat.S_IWOTH))
 
 
 def make_dir(path: Path) -> Path:
-    """Create a folder (and missing parents) without world-write permission."""
+    """Create a folder (and missing parents) without group- or world-write permission."""
     missing = [p for p in (path, *path.parents) if not p.exists()]
     path.mkdir(parents=True, exist_ok=True)
     for created in missing:
@@ -72,8 +95,8 @@ def make_dir(path: Path) -> Path:
 
 
 def deny_world_write() -> None:
-    """Make this process create nothing world-writable, whatever the user's umask."""
-    os.umask(os.umask(0) | stat.S_IWOTH)
+    """Make this process create nothing group- or world-writable, whatever the user's umask."""
+    restrict_umask()
 
 
 def sql_literal(text: str) -> str:
@@ -355,26 +378,42 @@ def clean_leftovers(warehouse: Path, keep_versions: int = 2) -> list[Path]:
 
 
 def sync_quarantine(rejected: Mapping[str, Path], quarantine: Path) -> None:
-    """Keep a copy of each rejected file (name → source path); drop copies no longer rejected."""
-    make_dir(quarantine)
+    """Keep a copy of each rejected file (name → source path); drop copies no longer rejected.
+
+    A `quarantine` symlink planted in the warehouse is replaced by a real folder (its target is
+    never written or emptied); each copy is written to a fresh temporary file and renamed into
+    place, so a planted link at a copy's name is replaced, not followed.
+    """
+    real_dir(quarantine)
+    no_world_write(quarantine)
+    for existing in quarantine.iterdir():
+        if is_temp_name(existing.name):
+            existing.unlink()  # a temporary copy left by a killed run
     for name, source in rejected.items():
-        tmp = quarantine / f".{name}.tmp"
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, quarantine / name)
+        atomic_copy(source, quarantine / name)
     for existing in quarantine.iterdir():
         if existing.name not in rejected and not existing.name.startswith("."):
             existing.unlink()
 
 
+def _one_line(exc: Exception) -> str:
+    """DuckDB's message on one line (without the `LINE 1: ...` caret excerpt)."""
+    text = str(exc).split("\n\nLINE ", 1)[0]
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
 def connect_read_only(warehouse: Path) -> duckdb.DuckDBPyConnection:
-    """Open the published DuckDB file read-only (as a BI tool would)."""
+    """Open the published DuckDB file read-only (as a BI tool would), sandboxed.
+
+    The connection reads that file and nothing else: see READ_ONLY_CONFIG.
+    """
     path = warehouse / DUCKDB_FILE
     if not path.exists():
         raise WarehouseError(f"no published warehouse at {path}: run `authorgraph run` first")
     try:
-        return duckdb.connect(str(path), read_only=True)
+        return duckdb.connect(str(path), read_only=True, config=dict(READ_ONLY_CONFIG))
     except duckdb.Error as exc:
-        raise WarehouseDamaged(f"cannot open {path} read-only: {_first_line(exc)}") from None
+        raise WarehouseDamaged(f"cannot open {path} read-only: {_one_line(exc)}") from None
 
 
 def published_run_id(warehouse: Path) -> str | None:
@@ -402,26 +441,26 @@ def read_published_tables(warehouse: Path) -> dict[str, pa.Table]:
             t.name: con.sql(f"SELECT * FROM {t.name}").to_arrow_table().cast(t.arrow_schema)
             for t in ALL_TABLES
         }
-    except (duckdb.Error, pa.ArrowInvalid) as exc:
+    except (duckdb.Error, pa.ArrowInvalid) as exc:  # a damaged block, a changed table
         raise WarehouseDamaged(
-            f"cannot read the tables of {warehouse / DUCKDB_FILE}: {_first_line(exc)}"
+            f"cannot read the tables of {warehouse / DUCKDB_FILE}: {_one_line(exc)}"
         ) from None
     finally:
         con.close()
 
 
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
 def run_query(warehouse: Path, query: str) -> tuple[list[str], list[tuple[object, ...]]]:
-    """Run a query on a read-only connection; return column names and rows."""
+    """Run a query on a sandboxed read-only connection; return column names and rows.
+
+    Anything but reading the warehouse (writing or reading other files, ATTACH, INSTALL, LOAD,
+    changing settings) fails with a one-line WarehouseError.
+    """
     con = connect_read_only(warehouse)
     try:
         cursor = con.execute(query)
         columns = [d[0] for d in cursor.description or []]
         return columns, cursor.fetchall()
     except duckdb.Error as exc:
-        raise WarehouseError(f"query failed: {exc}") from None
+        raise WarehouseError(f"query failed: {_one_line(exc)}") from None
     finally:
         con.close()

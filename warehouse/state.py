@@ -25,6 +25,7 @@ from warehouse.publish import (
     connect_read_only,
     current_version,
 )
+from warehouse.safe_io import open_exclusive_file
 
 RUN_LOG = "run_log.jsonl"
 CACHE_KEY = {"sha256": pl.String()}
@@ -164,9 +165,12 @@ def history_from_duckdb(warehouse: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 def append_run_log(warehouse: Path, row: dict[str, object]) -> None:
-    """Append one run's record (one JSON line, one write, O_APPEND)."""
+    """Append one run's record (one JSON line, one write, O_APPEND).
+
+    A run log planted as a symlink or hard link to another file is refused (UnsafePathError).
+    """
     line = json.dumps(row, default=str, ensure_ascii=False) + "\n"
-    fd = os.open(warehouse / RUN_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = open_exclusive_file(warehouse / RUN_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line.encode("utf-8"))
     finally:
@@ -177,7 +181,7 @@ def read_run_log(warehouse: Path) -> pl.DataFrame:
     """Runs recorded in the log (those that published nothing), as `runs` rows."""
     path = warehouse / RUN_LOG
     schema = RUNS.polars_schema
-    if not path.exists():
+    if path.is_symlink() or not path.is_file():  # a planted link is never read
         return pl.DataFrame(schema=schema)
     rows = []
     for line in path.read_text(encoding="utf-8").splitlines():
