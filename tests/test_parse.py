@@ -162,3 +162,58 @@ def test_reason_codes(data: bytes, code: str) -> None:
 def test_tab_lf_cr_are_not_binary() -> None:
     page = parse_author_page((HEADER + "A,\tB\r\n\n\n" + PAPER).encode())
     assert page.name_line == "A, B"
+
+
+# A truncated last paper, in each whitespace arrangement (issue 9): the title is on line 15.
+TRUNCATED = HEADER + "A, B\n\n\n" + PAPER + "\n\n\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        pytest.param(TRUNCATED + "Cut Off Title\n", 15, id="trailing-newline"),
+        pytest.param(TRUNCATED + "Cut Off Title ", 15, id="trailing-space"),
+        pytest.param(TRUNCATED + "Cut Off Title\t", 15, id="trailing-tab"),
+        pytest.param(TRUNCATED + " Cut Off Title", 15, id="leading-space"),
+        pytest.param(HEADER + "A, B\n Cut Off Title", 6, id="leading-space-first-paper"),
+        pytest.param((TRUNCATED + "Cut Off Title\n").replace("\n", "\r\n"), 15, id="crlf"),
+        pytest.param(TRUNCATED + "\u00a0Cut Off Title\u00a0", 15, id="nbsp"),
+        pytest.param(TRUNCATED + "Cut Off Title\n \n\t\n", 15, id="trailing-blank-lines"),
+        pytest.param(TRUNCATED.replace("\n", "\r") + "Cut Off Title\r", 15, id="lone-cr"),
+    ],
+)
+def test_b5_truncated_last_paper_in_any_whitespace(text: str, line: int) -> None:
+    error = rejection(text.encode())
+    assert error.reason_code == "INCOMPLETE_PAPER"
+    assert error.line == line
+    assert "Cut Off Title" in error.message
+
+
+def test_b5_truncated_paper_mid_page_names_its_line() -> None:
+    text = HEADER + "A, B\n\n\n" + PAPER + "\n\n\n\n \n Cut Off\nTitle \n\n\n\n" + PAPER + "\n"
+    error = rejection(text.encode())
+    assert (error.reason_code, error.line) == ("INCOMPLETE_PAPER", 17)
+    assert "Cut Off Title" in error.message
+
+
+def test_size_is_checked_before_emptiness() -> None:
+    """FORMAT.md: FILE_TOO_LARGE, decided from the size alone, comes before EMPTY_FILE."""
+    assert rejection(b"\n" * 100, max_bytes=50).reason_code == "FILE_TOO_LARGE"
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b"\xc2\xa0\n \xc2\xa0\t", "EMPTY_FILE"),  # B2 whitespace only, U+00A0 included
+        (b"\x0c\n", "BINARY_CONTENT"),  # a form feed is a control byte, not emptiness
+        (b"\x0b", "BINARY_CONTENT"),
+    ],
+)
+def test_empty_means_blank_whitespace_only(data: bytes, code: str) -> None:
+    assert rejection(data).reason_code == code
+
+
+def test_byte_error_lines_count_lone_cr_as_a_line_end() -> None:
+    """B1 reads a lone CR as a line end; the line of a bad byte counts it too."""
+    assert rejection(b"Goto\r\rCollab\xff").line == 3
+    assert rejection(b"Goto\r\n\r\nX\x00").line == 3
