@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -74,3 +77,47 @@ def test_large_truncated_page_names_the_cut_title(seeds: list[bytes]) -> None:
     assert info.value.reason_code == "INCOMPLETE_PAPER"
     assert info.value.line == text.count("\n") + 1
     assert "A Cut Title" in info.value.message
+
+
+_PEAK_MEMORY_CHILD = """
+import resource, sys
+from transforms.parse import PageRejected, parse_author_page
+
+HEADER = "Goto\\n\\nCollaborating Authors\\n\\n\\u00a0Long, Page\\n\\n\\n"
+SIZE = 16 * 1024 * 1024 - 4096
+pages = {
+    "one 16 MiB paper, then a cut title": (
+        HEADER + "T\\n\\nS\\n\\n" + "word " * (SIZE // 5 - 100) + "\\n\\n\\nCut title\\n"
+    ).encode(),
+    "whitespace only": b"\\xc2\\xa0 \\t\\n" * (SIZE // 5),
+}
+for name, data in pages.items():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        parse_author_page(data)
+    except PageRejected as error:
+        code = error.reason_code
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    print(f"{name}\\t{code}\\t{len(data)}\\t{grown * 1024}")
+"""
+
+
+def test_peak_memory_is_a_small_multiple_of_the_page() -> None:
+    """Issue 9: a 16 MiB page made the regex engine hold ~2 GB (state per repeated group).
+    In a fresh process, parsing each 16 MiB page may grow the peak RSS by at most 8x the
+    page's size (measured: about 3x); a memory bound, not a time one."""
+    result = subprocess.run(
+        [sys.executable, "-c", _PEAK_MEMORY_CHILD],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    rows = [line.split("\t") for line in result.stdout.splitlines()]
+    assert [(name, code) for name, code, _, _ in rows] == [
+        ("one 16 MiB paper, then a cut title", "INCOMPLETE_PAPER"),
+        ("whitespace only", "EMPTY_FILE"),
+    ]
+    for name, _, size, grown in rows:
+        assert int(grown) <= 8 * int(size), (name, int(grown) >> 20, "MiB")
