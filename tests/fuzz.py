@@ -38,7 +38,8 @@ from transforms.schema import REASON_CODES
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 BOM = b"\xef\xbb\xbf"
 
-#: Characters the mutators insert: controls, line ends, Unicode whitespace, BOM, zero-width.
+#: What the mutators insert: controls, line ends, Unicode whitespace, BOM, zero-width characters,
+#: combining marks.
 ODDITIES = (
     "\x00",
     "\r",
@@ -58,6 +59,8 @@ ODDITIES = (
     "\u3000",
     "\x85",
     "\u0301",
+    "\u0301\u0316" * 20,  # a long run of combining marks in non-canonical order
+    "\u0f73\u0344\u0323" * 11,
 )
 #: Whitespace that B2/B4 fold (inside a line) and that may pad a line or a blank line.
 PADDING = (" ", "\t", "\u00a0", "\u3000", "\u2028", "  ", " \t\u00a0")
@@ -88,6 +91,7 @@ WORDS = (
     "a,b",
     "\u00c5ngstr\u00f6m",
     "A\u030a",
+    "e" + "\u0316\u0301" * 17,
 )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 
 from transforms.parse import AuthorPage, PageRejected, RawPaper, parse_author_page
@@ -217,3 +219,34 @@ def test_byte_error_lines_count_lone_cr_as_a_line_end() -> None:
     """B1 reads a lone CR as a line end; the line of a bad byte counts it too."""
     assert rejection(b"Goto\r\rCollab\xff").line == 3
     assert rejection(b"Goto\r\n\r\nX\x00").line == 3
+
+
+# B1 NFC in linear time: CPython orders combining marks by insertion sort (quadratic in a run).
+@pytest.mark.parametrize(
+    "marks",
+    [
+        "\u0301\u0316" * 40,  # classes 230, 220 alternating: the quadratic case
+        "\u0f73\u0f71\u0f72" * 20,  # Tibetan: 0F73 has class 0 but decomposes to 0F71 0F72
+        "\u0344\u0323\u0301\u302a\u05b0" * 10,  # 0344 decomposes; five classes
+        "\u0301" * 31 + "x" + "\u0316\u0301" * 16,  # a long run, a starter, another run
+    ],
+)
+def test_b1_long_combining_mark_runs_are_nfc(marks: str) -> None:
+    title = "Cafe" + marks + " end"
+    (paper,) = parse(HEADER + "A, B\n\n\n" + title + "\n\nSrc").papers
+    assert paper.title == unicodedata.normalize("NFC", title)
+    assert paper.title != title
+
+
+def test_marks_of_class_0_that_decompose_to_marks_are_listed() -> None:
+    """The long-run finder must know every character whose decomposition starts with a mark."""
+    from transforms.parse import _MARKS_WITH_CLASS_0
+
+    found = {
+        c
+        for c in map(chr, range(0x110000))
+        if unicodedata.decomposition(c)
+        and not unicodedata.combining(c)
+        and unicodedata.combining(unicodedata.normalize("NFD", c)[0])
+    }
+    assert found == set(_MARKS_WITH_CLASS_0)
