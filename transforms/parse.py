@@ -139,9 +139,13 @@ def _order_marks(match: re.Match[str]) -> str:
     """A run of combining marks, decomposed and stably sorted by combining class (canonical
     order); str.translate keeps it linear and free of per-character objects."""
     run = match.group()
-    run = run.translate({ord(c): unicodedata.normalize("NFD", c) for c in set(run)})
+    chars = set(run)
+    decompose = {ord(c): d for c in chars if (d := unicodedata.normalize("NFD", c)) != c}
+    if decompose:
+        run = run.translate(decompose)
+        chars = set(run)
     by_class: dict[int, list[str]] = {}
-    for c in set(run):
+    for c in chars:
         by_class.setdefault(unicodedata.combining(c), []).append(c)
     parts = []
     for ccc in sorted(by_class):
