@@ -13,7 +13,7 @@ import pytest
 from tests import fuzz
 from transforms.parse import DEFAULT_MAX_BYTES, PageRejected, parse_author_page
 
-CASES = 2500
+CASES = 2000
 
 
 @pytest.fixture(scope="module")
