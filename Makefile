@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SEEDS ?= seeds
 WAREHOUSE ?= warehouse
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench fuzz clean
 
 $(BIN)/authorgraph: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ test: lint
 BENCH_ARGS ?=
 bench: $(BIN)/authorgraph
 	$(BIN)/python -m tests.benchmarks.bench $(BENCH_ARGS)
+
+# Parser fuzzing (issue 9): the generators of tests/test_fuzz.py at 100k+ cases; not part of
+# `make test`. FUZZ_ARGS="--cases 1000000 --seed 1" for a longer or different run.
+FUZZ_ARGS ?= --cases 100000
+fuzz: $(BIN)/authorgraph
+	$(BIN)/python -m tests.fuzz $(FUZZ_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 
 from transforms.parse import AuthorPage, PageRejected, RawPaper, parse_author_page
@@ -162,3 +164,89 @@ def test_reason_codes(data: bytes, code: str) -> None:
 def test_tab_lf_cr_are_not_binary() -> None:
     page = parse_author_page((HEADER + "A,\tB\r\n\n\n" + PAPER).encode())
     assert page.name_line == "A, B"
+
+
+# A truncated last paper, in each whitespace arrangement (issue 9): the title is on line 15.
+TRUNCATED = HEADER + "A, B\n\n\n" + PAPER + "\n\n\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        pytest.param(TRUNCATED + "Cut Off Title\n", 15, id="trailing-newline"),
+        pytest.param(TRUNCATED + "Cut Off Title ", 15, id="trailing-space"),
+        pytest.param(TRUNCATED + "Cut Off Title\t", 15, id="trailing-tab"),
+        pytest.param(TRUNCATED + " Cut Off Title", 15, id="leading-space"),
+        pytest.param(HEADER + "A, B\n Cut Off Title", 6, id="leading-space-first-paper"),
+        pytest.param((TRUNCATED + "Cut Off Title\n").replace("\n", "\r\n"), 15, id="crlf"),
+        pytest.param(TRUNCATED + "\u00a0Cut Off Title\u00a0", 15, id="nbsp"),
+        pytest.param(TRUNCATED + "Cut Off Title\n \n\t\n", 15, id="trailing-blank-lines"),
+        pytest.param(TRUNCATED.replace("\n", "\r") + "Cut Off Title\r", 15, id="lone-cr"),
+    ],
+)
+def test_b5_truncated_last_paper_in_any_whitespace(text: str, line: int) -> None:
+    error = rejection(text.encode())
+    assert error.reason_code == "INCOMPLETE_PAPER"
+    assert error.line == line
+    assert "Cut Off Title" in error.message
+
+
+def test_b5_truncated_paper_mid_page_names_its_line() -> None:
+    text = HEADER + "A, B\n\n\n" + PAPER + "\n\n\n\n \n Cut Off\nTitle \n\n\n\n" + PAPER + "\n"
+    error = rejection(text.encode())
+    assert (error.reason_code, error.line) == ("INCOMPLETE_PAPER", 17)
+    assert "Cut Off Title" in error.message
+
+
+def test_size_is_checked_before_emptiness() -> None:
+    """FORMAT.md: FILE_TOO_LARGE, decided from the size alone, comes before EMPTY_FILE."""
+    assert rejection(b"\n" * 100, max_bytes=50).reason_code == "FILE_TOO_LARGE"
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b"\xc2\xa0\n \xc2\xa0\t", "EMPTY_FILE"),  # B2 whitespace only, U+00A0 included
+        (b"\x0c\n", "BINARY_CONTENT"),  # a form feed is a control byte, not emptiness
+        (b"\x0b", "BINARY_CONTENT"),
+    ],
+)
+def test_empty_means_blank_whitespace_only(data: bytes, code: str) -> None:
+    assert rejection(data).reason_code == code
+
+
+def test_byte_error_lines_count_lone_cr_as_a_line_end() -> None:
+    """B1 reads a lone CR as a line end; the line of a bad byte counts it too."""
+    assert rejection(b"Goto\r\rCollab\xff").line == 3
+    assert rejection(b"Goto\r\n\r\nX\x00").line == 3
+
+
+# B1 NFC in linear time: CPython orders combining marks by insertion sort (quadratic in a run).
+@pytest.mark.parametrize(
+    "marks",
+    [
+        "\u0301\u0316" * 40,  # classes 230, 220 alternating: the quadratic case
+        "\u0f73\u0f71\u0f72" * 20,  # Tibetan: 0F73 has class 0 but decomposes to 0F71 0F72
+        "\u0344\u0323\u0301\u302a\u05b0" * 10,  # 0344 decomposes; five classes
+        "\u0301" * 31 + "x" + "\u0316\u0301" * 16,  # a long run, a starter, another run
+    ],
+)
+def test_b1_long_combining_mark_runs_are_nfc(marks: str) -> None:
+    title = "Cafe" + marks + " end"
+    (paper,) = parse(HEADER + "A, B\n\n\n" + title + "\n\nSrc").papers
+    assert paper.title == unicodedata.normalize("NFC", title)
+    assert paper.title != title
+
+
+def test_marks_of_class_0_that_decompose_to_marks_are_listed() -> None:
+    """The long-run finder must know every character whose decomposition starts with a mark."""
+    from transforms.parse import _MARKS_WITH_CLASS_0
+
+    found = {
+        c
+        for c in map(chr, range(0x110000))
+        if unicodedata.decomposition(c)
+        and not unicodedata.combining(c)
+        and unicodedata.combining(unicodedata.normalize("NFD", c)[0])
+    }
+    assert found == set(_MARKS_WITH_CLASS_0)
