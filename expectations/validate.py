@@ -19,19 +19,15 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-
-import great_expectations as gx
-import pandas as pd
-from great_expectations.core.expectation_suite import ExpectationSuite
-from great_expectations.data_context.types.base import ProgressBarsConfig
-from great_expectations.expectations.expectation_configuration import (
-    ExpectationConfiguration,
-)
+# Great Expectations and pandas are imported when a validation runs, not with this module:
+# GX alone takes about 4 s to import, and a run whose inputs are unchanged never validates.
+if TYPE_CHECKING:
+    import pandas as pd
+    from great_expectations.core.expectation_suite import ExpectationSuite
 
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
@@ -86,6 +82,17 @@ class ValidationReport:
         return [f.describe() for f in self.failures]
 
 
+def _gx() -> Any:
+    """Great Expectations, imported on first use, quiet and offline."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    import great_expectations.core.expectation_suite
+    import great_expectations.data_context.types.base
+    import great_expectations.expectations.expectation_configuration
+
+    return gx
+
+
 class ValidationFailed(Exception):
     """A suite failed: the run stops and nothing is published."""
 
@@ -96,6 +103,9 @@ class ValidationFailed(Exception):
 
 def load_suite(path: Path) -> ExpectationSuite:
     """Build a suite from its JSON file; an unknown expectation type raises."""
+    gx = _gx()
+    ExpectationConfiguration = gx.expectations.expectation_configuration.ExpectationConfiguration
+    ExpectationSuite = gx.core.expectation_suite.ExpectationSuite
     doc = json.loads(path.read_text(encoding="utf-8"))
     expectations = [
         ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"]).to_domain_obj()
@@ -118,11 +128,15 @@ def relationships_frame(frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
 
 def to_pandas(frame: pl.DataFrame) -> pd.DataFrame:
     """Hand a frame to GX as pandas with Arrow dtypes (nullable types survive)."""
+    import pandas as pd
+
     table = frame.to_arrow(compat_level=pl.CompatLevel.oldest())
     return table.to_pandas(types_mapper=pd.ArrowDtype)
 
 
 def _context(docs_dir: Path) -> Any:
+    gx = _gx()
+    ProgressBarsConfig = gx.data_context.types.base.ProgressBarsConfig
     context = gx.get_context(mode="ephemeral")
     context.enable_analytics(False)
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
@@ -142,6 +156,8 @@ def _context(docs_dir: Path) -> Any:
 
 
 def _clean(value: Any) -> Any:
+    import pandas as pd
+
     if isinstance(value, dict):
         return {k: _clean(v) for k, v in value.items()}
     try:
@@ -222,6 +238,7 @@ def _run_suites(
 ) -> int:
     """Validate every input, append its failures, build the site in `site_dir`; return the
     number of expectations evaluated."""
+    gx = _gx()
     inputs = {**frames, RELATIONSHIPS: relationships_frame(frames)}
     context = _context(site_dir)
     source = context.data_sources.add_pandas(name="authorgraph")

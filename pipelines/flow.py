@@ -12,6 +12,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import State
+from prefect.utilities.annotations import quote
 
 from expectations.validate import ValidationFailed, ValidationReport
 from pipelines import stages
@@ -129,7 +130,7 @@ def run_pipeline(settings: Settings, progress: Progress | None = None) -> RunSum
         batches = None
         if settings.runner != "pool":  # fan parsing out as tasks over the flow's task runner
             futures = [
-                parse_batch_task.submit(refs, settings.max_file_bytes)
+                parse_batch_task.submit(quote(refs), settings.max_file_bytes)
                 for refs in parse_batches(extracted, settings)
             ]
             batches = []
@@ -138,19 +139,21 @@ def run_pipeline(settings: Settings, progress: Progress | None = None) -> RunSum
                 batches.append(batch)
                 if progress is not None:
                     progress(len(batch.outcomes))
-        transformed = transform_task(extracted, settings, run_id, batches, progress)
+        # quote(): Prefect would otherwise walk every file record and row of these large
+        # parameters looking for futures (seconds at 20k pages, tens of seconds at 200k).
+        transformed = transform_task(quote(extracted), settings, run_id, quote(batches), progress)
         unchanged = stages.is_unchanged(transformed, settings)
         if unchanged:  # same inputs, same software: the published tables already passed
             report = stages.carried_over_report(transformed, settings)
         else:
-            report = validate_task(transformed, settings)
+            report = validate_task(quote(transformed), settings)
         record = stages.run_record(run_id, started_at, transformed, report, settings)
         rejected = transformed.tables["rejected_files"].to_dicts()
         publish_artifact(record, rejected, transformed.row_counts, report)
         if not report.success:
             stages.record_failed_run(settings, record)
             raise ValidationFailed(report)
-        loaded = load_task(transformed, settings, record, unchanged)
+        loaded = load_task(quote(transformed), settings, record, unchanged)
     return RunSummary(
         run_id=run_id,
         record=record,
