@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from pipelines.config import ConfigError, Settings, quiet_libraries, resolve_settings
+from pipelines.lifecycle import stops_on_signals
 
 EXIT_OK, EXIT_VALIDATION, EXIT_USAGE, EXIT_STRICT, EXIT_BUSY = 0, 1, 2, 3, 4
 
@@ -54,6 +55,7 @@ def settings_or_exit(**kwargs: object) -> Settings:
 
 
 @app.command()
+@stops_on_signals(fail)
 def run(
     seeds: SeedsOpt = None,
     warehouse: WarehouseOpt = None,
@@ -170,6 +172,7 @@ def print_summary(summary: object) -> None:
 
 
 @app.command()
+@stops_on_signals(fail)
 def serve(
     cron: Annotated[
         str | None, typer.Option("--cron", help='Cron schedule, e.g. "0 * * * *" (the default).')
