@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     import psutil
 
 MARKER_ENV = "AUTHORGRAPH_PROCESS_MARKER"
-GRACE = 5.0  # seconds between SIGTERM and SIGKILL for processes we stop
+GRACE = 3.0  # seconds between SIGTERM and SIGKILL for processes we stop
 ORPHAN_POLL = 0.5  # seconds between parent checks in stop_when_orphaned
 
 Command = TypeVar("Command", bound=Callable[..., Any])

@@ -41,14 +41,14 @@ def published_runs(warehouse: Path) -> int:
 
 
 def start_serve(
-    seeds: Path, warehouse: Path, tmp_path: Path, fault: str | None = None
+    seeds: Path, warehouse: Path, tmp_path: Path, interval: int = 30, fault: str | None = None
 ) -> subprocess.Popen[str]:
-    """`authorgraph serve --interval 30` starting its own Prefect server, output to serve.log."""
+    """`authorgraph serve --interval N` starting its own Prefect server, output to serve.log."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTHORGRAPH_", "PREFECT_"))}
     env |= {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "HOME": str(tmp_path / "home")}
     if fault:
         env["AUTHORGRAPH_FAULT"] = fault
-    command = [sys.executable, "-m", "pipelines", "serve", "--interval", "30"]
+    command = [sys.executable, "-m", "pipelines", "serve", "--interval", str(interval)]
     command += ["--seeds", str(seeds), "--warehouse", str(warehouse)]
     with (tmp_path / "serve.log").open("w") as log:
         return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -95,7 +95,8 @@ def test_kill_9_to_serve_stops_its_server_and_the_flow_run_in_flight(
     """The flow run holds the warehouse lock when serve is killed: it must not publish later
     or block the next writer; the Prefect server must not stay behind either."""
     warehouse = tmp_path / "wh"
-    serve = start_serve(seeds_copy, warehouse, tmp_path, fault="transform:parsing=sleep:60")
+    fault = "transform:parsing=sleep:60"
+    serve = start_serve(seeds_copy, warehouse, tmp_path, interval=5, fault=fault)
     started: dict[int, psutil.Process] = {serve.pid: psutil.Process(serve.pid)}
     with killed_at_end(started):
         parent, deadline = started[serve.pid], time.monotonic() + 240
