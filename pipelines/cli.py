@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from pipelines.config import ConfigError, Settings, quiet_libraries, resolve_settings
+from pipelines.lifecycle import stops_on_signals
 
 EXIT_VALIDATION, EXIT_USAGE, EXIT_STRICT, EXIT_BUSY = 1, 2, 3, 4
 EXIT_WAREHOUSE, EXIT_NO_SPACE = 5, 6
@@ -57,6 +58,7 @@ def settings_or_exit(**kwargs: object) -> Settings:
 
 
 @app.command()
+@stops_on_signals(fail)
 def run(
     seeds: SeedsOpt = None,
     warehouse: WarehouseOpt = None,
@@ -206,6 +208,7 @@ def print_summary(summary: object) -> None:
 
 
 @app.command()
+@stops_on_signals(fail)
 def serve(
     cron: Annotated[
         str | None, typer.Option("--cron", help='Cron schedule, e.g. "0 * * * *" (the default).')

@@ -3,10 +3,16 @@
 Prefect's temporary in-process server does not schedule, so without a configured
 `PREFECT_API_URL` this starts `prefect server start` on 127.0.0.1 (a free port, its own
 PREFECT_HOME unless one is set), waits for `/api/health`, serves, and stops it on exit.
+
+Stopping (SIGINT or SIGTERM) takes a few seconds: in-flight flow runs get SIGTERM at once and
+SIGKILL after `STOP_GRACE`, then the runner stops, then the server (the same grace). After a
+`kill -9` of serve, the guardian (`pipelines.lifecycle`) stops the server and the flow runs,
+and each flow run also stops itself once serve is gone, releasing the warehouse lock.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -14,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -23,12 +30,17 @@ from pathlib import Path
 
 from prefect import flow
 
+from pipelines import lifecycle
 from pipelines.config import resolve_settings
 from pipelines.flow import run_pipeline
 
 DEPLOYMENT_NAME = "scheduled"
 SERVER_START_TIMEOUT = 180.0
-STOP_TIMEOUT = 20.0
+STOP_GRACE = 3.0  # seconds between SIGTERM and SIGKILL when stopping: 10 s is a common budget
+SERVE_PID_ENV = "AUTHORGRAPH_SERVE_PID"  # tells a flow run which process served it
+
+
+_server_pid: int | None = None  # the `prefect server` this process started, if any
 
 
 class ServerError(RuntimeError):
@@ -44,6 +56,8 @@ def scheduled_flow(
     A run that finds the warehouse busy fails fast with WarehouseBusy (or waits up to
     `wait_seconds`), so scheduled runs never pile up behind a long one.
     """
+    if os.environ.get(SERVE_PID_ENV, "").isdigit():  # a run started by `authorgraph serve`
+        lifecycle.stop_when_orphaned(int(os.environ[SERVE_PID_ENV]))
     settings = resolve_settings(seeds=seeds, warehouse=warehouse, wait_seconds=wait_seconds)
     summary = run_pipeline(settings)
     return {"run_id": summary.run_id, "row_counts": summary.row_counts}
@@ -67,7 +81,7 @@ def healthy(api_url: str) -> bool:
 
 def stop_group(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM the process and its group (it started them in its own session), then SIGKILL."""
-    for sig, grace in ((signal.SIGTERM, STOP_TIMEOUT), (signal.SIGKILL, 5.0)):
+    for sig, grace in ((signal.SIGTERM, STOP_GRACE), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(process.pid, sig)
         except ProcessLookupError:
@@ -101,6 +115,8 @@ def local_prefect_server(echo: Callable[[str], None]) -> Iterator[str]:
         server = subprocess.Popen(
             command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
+    global _server_pid
+    _server_pid = server.pid
     try:
         echo(f"starting a local Prefect server on 127.0.0.1:{port} (log: {log_path})")
         deadline = time.monotonic() + SERVER_START_TIMEOUT
@@ -118,20 +134,6 @@ def local_prefect_server(echo: Callable[[str], None]) -> Iterator[str]:
         shutil.rmtree(log_dir, ignore_errors=True)
 
 
-def stop_children() -> None:
-    """End whatever subprocesses this process still has (flow runs the runner started)."""
-    import psutil
-
-    children = psutil.Process().children(recursive=True)
-    for child in children:
-        with suppress(psutil.NoSuchProcess):
-            child.terminate()
-    _, alive = psutil.wait_procs(children, timeout=STOP_TIMEOUT)
-    for child in alive:
-        with suppress(psutil.NoSuchProcess):
-            child.kill()
-
-
 def serve_flow(
     seeds: Path,
     warehouse: Path,
@@ -143,25 +145,48 @@ def serve_flow(
     runner and a deployment concurrency limit of 1); the warehouse lock guards other writers."""
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.deployments.runner import EntrypointType
+    from prefect.runner import Runner
 
     parameters = {
         "seeds": str(seeds.resolve()),
         "warehouse": str(warehouse.resolve()),
         "wait_seconds": wait_seconds,
     }
-    scheduled_flow.serve(
+    # `scheduled_flow.serve(...)` spelled out, to put our SIGTERM handler in place of the
+    # runner's (which gives in-flight runs 30 s to react to a cancel, then 30 s more).
+    runner = Runner(name=DEPLOYMENT_NAME, limit=1)
+    runner.add_flow(
+        scheduled_flow,
         name=DEPLOYMENT_NAME,
         cron=cron,
         interval=interval,
         parameters=parameters,
         description="authorgraph on a schedule: extract, transform, validate, publish.",
         tags=["authorgraph"],
-        global_limit=ConcurrencyLimitConfig(
+        concurrency_limit=ConcurrencyLimitConfig(
             limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
         ),
-        limit=1,
         entrypoint_type=EntrypointType.MODULE_PATH,
     )
+    runner.handle_sigterm = lifecycle.on_sigterm(stop_flow_runs)  # type: ignore[method-assign]
+    asyncio.run(runner.start())
+
+
+def stop_flow_runs() -> None:
+    """SIGTERM the flow runs in flight now, SIGKILL them after STOP_GRACE (in a thread: this
+    runs in a signal handler). Each runs in its own session; its group goes with it."""
+    import psutil
+
+    def stop() -> None:
+        spared = {lifecycle.guardian_pid(), _server_pid}
+        runs = [c for c in psutil.Process().children() if c.pid not in spared]
+        descendants = []
+        for run in runs:
+            with suppress(psutil.NoSuchProcess):
+                descendants += run.children(recursive=True)
+        lifecycle.stop_processes(runs + descendants, STOP_GRACE)
+
+    threading.Thread(target=stop, name="authorgraph-stop-flow-runs", daemon=True).start()
 
 
 def serve_forever(
@@ -175,8 +200,8 @@ def serve_forever(
     """Use the configured Prefect API, or start a local server; serve; stop what we started."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    # SIGTERM ends serving like Ctrl-C (the runner's own handler takes over while it runs).
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    lifecycle.handle_sigterm_as_sigint()  # the runner's handler is ours too, see serve_flow
+    os.environ[SERVE_PID_ENV] = str(os.getpid())  # flow runs stop themselves when we are gone
     try:
         configured = PREFECT_API_URL.value()
         with local_prefect_server(echo) if not configured else _given(configured) as api_url:
@@ -186,7 +211,7 @@ def serve_forever(
     except KeyboardInterrupt:
         pass
     finally:
-        stop_children()
+        lifecycle.stop_children(STOP_GRACE)
         echo("stopped")
 
 

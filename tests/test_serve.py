@@ -1,4 +1,5 @@
-"""`authorgraph serve` for real: a local Prefect server, scheduled runs, a clean stop."""
+"""`authorgraph serve` for real: a local Prefect server, scheduled runs, a prompt stop on
+SIGTERM, and nothing left behind after kill -9."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import duckdb
 import psutil
 
 from tests.conftest import ROOT
+from tests.test_signals import GONE_TIMEOUT, killed_at_end, lock_holder, lock_is_free
 
 
 def published_runs(warehouse: Path) -> int:
@@ -38,16 +40,26 @@ def published_runs(warehouse: Path) -> int:
     return 0
 
 
+def start_serve(
+    seeds: Path, warehouse: Path, tmp_path: Path, interval: int = 30, fault: str | None = None
+) -> subprocess.Popen[str]:
+    """`authorgraph serve --interval N` starting its own Prefect server, output to serve.log."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTHORGRAPH_", "PREFECT_"))}
+    env |= {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "HOME": str(tmp_path / "home")}
+    if fault:
+        env["AUTHORGRAPH_FAULT"] = fault
+    command = [sys.executable, "-m", "pipelines", "serve", "--interval", str(interval)]
+    command += ["--seeds", str(seeds), "--warehouse", str(warehouse)]
+    with (tmp_path / "serve.log").open("w") as log:
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
 def test_serve_runs_on_schedule_and_stops_everything_it_started(
     seeds_copy: Path, tmp_path: Path
 ) -> None:
+    """SIGTERM (what a container runtime sends) stops serve, exit 0, and all it started."""
     warehouse = tmp_path / "wh"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTHORGRAPH_", "PREFECT_"))}
-    env |= {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "HOME": str(tmp_path / "home")}
-    command = [sys.executable, "-m", "pipelines", "serve", "--interval", "30"]
-    command += ["--seeds", str(seeds_copy), "--warehouse", str(warehouse)]
-    log = (tmp_path / "serve.log").open("w")
-    serve = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    serve = start_serve(seeds_copy, warehouse, tmp_path)
     started: dict[int, psutil.Process] = {}
     try:
         parent = psutil.Process(serve.pid)
@@ -61,15 +73,45 @@ def test_serve_runs_on_schedule_and_stops_everything_it_started(
             time.sleep(0.5)
         started |= {p.pid: p for p in parent.children(recursive=True)}
         assert any("server" in " ".join(p.cmdline()) for p in started.values() if p.is_running())
-        serve.send_signal(signal.SIGINT)
+        serve.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
         assert serve.wait(timeout=90) == 0, (tmp_path / "serve.log").read_text()
+        print(f"serve: exit {time.monotonic() - sent:.1f} s after SIGTERM")
     finally:
         if serve.poll() is None:
             serve.kill()
-        log.close()
     output = (tmp_path / "serve.log").read_text()
     assert "Prefect UI: http://127.0.0.1:" in output
     assert "stopped" in output
+    assert "Traceback" not in output
     _, alive = psutil.wait_procs(list(started.values()), timeout=10)
     assert alive == [], [(p.pid, p.cmdline()) for p in alive]
     assert published_runs(warehouse) >= 2
+
+
+def test_kill_9_to_serve_stops_its_server_and_the_flow_run_in_flight(
+    seeds_copy: Path, tmp_path: Path
+) -> None:
+    """The flow run holds the warehouse lock when serve is killed: it must not publish later
+    or block the next writer; the Prefect server must not stay behind either."""
+    warehouse = tmp_path / "wh"
+    fault = "transform:parsing=sleep:60"
+    serve = start_serve(seeds_copy, warehouse, tmp_path, interval=5, fault=fault)
+    started: dict[int, psutil.Process] = {serve.pid: psutil.Process(serve.pid)}
+    with killed_at_end(started):
+        parent, deadline = started[serve.pid], time.monotonic() + 240
+        while lock_holder(warehouse) not in started:  # a flow run of serve's holds the lock
+            assert serve.poll() is None, (tmp_path / "serve.log").read_text()
+            assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+            with contextlib.suppress(psutil.NoSuchProcess):
+                started |= {p.pid: p for p in parent.children(recursive=True)}
+            time.sleep(0.2)
+        assert any("server" in " ".join(p.cmdline()) for p in started.values() if p.is_running())
+        serve.kill()
+        sent = time.monotonic()
+        _, alive = psutil.wait_procs(list(started.values()), timeout=GONE_TIMEOUT)
+        print(f"serve: children gone {time.monotonic() - sent:.1f} s after SIGKILL")
+    assert alive == [], [(p.pid, p.cmdline()) for p in alive]
+    assert lock_is_free(warehouse)
+    assert "Traceback" not in (tmp_path / "serve.log").read_text()
+    assert published_runs(warehouse) == 0  # the killed run never published

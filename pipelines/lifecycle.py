@@ -1,0 +1,192 @@
+"""No process outlives its command: SIGTERM stops like Ctrl-C, and a guardian cleans up after
+a `kill -9`.
+
+- `handle_sigterm_as_sigint()`: SIGTERM runs whatever SIGINT would (a KeyboardInterrupt, or
+  asyncio's graceful cancel), so `finally` blocks and `atexit` hooks run; Prefect's temporary
+  server is stopped by its own atexit hook.
+- `start_guardian()`: a small watcher process holds the read end of a pipe whose write end only
+  this process has. When this process ends, however it ends (SIGKILL included), the read
+  returns EOF and the guardian stops every process that carries this command's marker in its
+  environment (children inherit it: Prefect's server, parse workers, flow-run subprocesses),
+  SIGTERM first, SIGKILL after `GRACE` seconds. No polling, and no patching of how Prefect
+  starts its server.
+- `stop_when_orphaned()`: for a process started by another one (a served flow run), a thread
+  that stops this process once its parent has gone.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from contextlib import suppress
+from types import FrameType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    import psutil
+
+MARKER_ENV = "AUTHORGRAPH_PROCESS_MARKER"
+GRACE = 3.0  # seconds between SIGTERM and SIGKILL for processes we stop
+ORPHAN_POLL = 0.5  # seconds between parent checks in stop_when_orphaned
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+_stop_signal: int | None = None
+_guardian: subprocess.Popen[bytes] | None = None
+_keep_open: list[int] = []  # the pipe's write end: open for as long as this process lives
+
+
+def stop_signal() -> int:
+    """The signal that asked this process to stop (SIGINT unless SIGTERM arrived)."""
+    return _stop_signal or signal.SIGINT
+
+
+def exit_code() -> int:
+    """The shell's convention for a process ended by a signal: 128 + its number (130, 143)."""
+    return 128 + stop_signal()
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """Do what SIGINT does right now; a KeyboardInterrupt if nothing else is installed."""
+    global _stop_signal
+    _stop_signal = signum
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signum, frame)
+    else:
+        raise KeyboardInterrupt
+
+
+def handle_sigterm_as_sigint() -> None:
+    """Make SIGTERM (a container stop, `kill`) end this process the way Ctrl-C does."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def on_sigterm(extra: Callable[[], None]) -> Callable[[int, FrameType | None], None]:
+    """A SIGTERM handler that runs `extra` first, then behaves like `_on_sigterm`."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        extra()
+        _on_sigterm(signum, frame)
+
+    return handler
+
+
+def start_guardian() -> None:
+    """Start the guardian once; mark this process's environment so children inherit it."""
+    global _guardian
+    if _guardian is not None:
+        return
+    marker = f"{os.getpid()}-{uuid.uuid4().hex}"
+    os.environ[MARKER_ENV] = marker
+    read_end, write_end = os.pipe()  # both non-inheritable; the guardian gets read_end only
+    command = [sys.executable, "-m", "pipelines.lifecycle", str(read_end), marker]
+    _guardian = subprocess.Popen(command, pass_fds=(read_end,), stdin=subprocess.DEVNULL)
+    os.close(read_end)
+    _keep_open.append(write_end)  # closed by the kernel when this process ends
+
+
+def guardian_pid() -> int | None:
+    """The guardian's pid, if this process started one."""
+    return _guardian.pid if _guardian is not None else None
+
+
+def stops_on_signals(fail: Callable[[str, int], Exception]) -> Callable[[Command], Command]:
+    """Decorate a CLI command: SIGTERM is handled like Ctrl-C, a guardian cleans up after
+    kill -9, and an interrupted command prints one line (via `fail`) and exits 130 or 143."""
+
+    def decorate(command: Command) -> Command:
+        @functools.wraps(command)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            handle_sigterm_as_sigint()
+            start_guardian()
+            try:
+                return command(*args, **kwargs)
+            except KeyboardInterrupt:
+                name = signal.Signals(stop_signal()).name
+                message = f"stopped by {name}; the warehouse keeps its last complete version"
+                raise fail(message, exit_code()) from None
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def stop_processes(processes: Iterable[psutil.Process], grace: float = GRACE) -> None:
+    """SIGTERM each process, wait up to `grace` seconds, SIGKILL what is left."""
+    import psutil
+
+    targets = list(processes)
+    for process in targets:
+        with suppress(psutil.NoSuchProcess):
+            process.terminate()
+    _, alive = psutil.wait_procs(targets, timeout=grace)
+    for process in alive:
+        with suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(alive, timeout=grace)
+
+
+def stop_children(grace: float = GRACE, keep: Iterable[int] = ()) -> None:
+    """Stop every descendant of this process except the guardian and pids in `keep`."""
+    import psutil
+
+    spared = {guardian_pid(), *keep}
+    children = psutil.Process().children(recursive=True)
+    stop_processes([c for c in children if c.pid not in spared], grace)
+
+
+def marked_processes(marker: str) -> list[psutil.Process]:
+    """Every other process whose environment carries `marker` (inherited from its starter)."""
+    import psutil
+
+    found = []
+    for process in psutil.process_iter():
+        if process.pid == os.getpid():
+            continue
+        with suppress(psutil.Error):
+            if process.environ().get(MARKER_ENV) == marker:
+                found.append(process)
+    return found
+
+
+def guard(read_fd: int, marker: str) -> None:
+    """The guardian: wait for EOF on the pipe (its starter has ended), then stop what the
+    starter left behind. Ignores SIGINT/SIGTERM/SIGHUP so a signal to the whole process group
+    cannot end it before the cleanup it is there for."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    while os.read(read_fd, 1):
+        pass
+    for _ in range(3):  # a second pass catches children started by the dying ones
+        left = marked_processes(marker)
+        if not left:
+            return
+        stop_processes(left)
+
+
+def stop_when_orphaned(parent_pid: int) -> None:
+    """If this process's parent is `parent_pid`, stop this process once that parent is gone
+    (SIGTERM, so Prefect marks the run crashed and locks are released; SIGKILL after GRACE)."""
+    if os.getppid() != parent_pid:
+        return
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(ORPHAN_POLL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(GRACE)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="authorgraph-orphan-watch", daemon=True).start()
+
+
+if __name__ == "__main__":
+    guard(int(sys.argv[1]), sys.argv[2])

@@ -1,0 +1,163 @@
+"""Real signals to a real `authorgraph run` that starts its own temporary Prefect server: no
+process it started outlives it, and the warehouse lock is free afterwards."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.conftest import ROOT
+
+GONE_TIMEOUT = 60.0
+
+
+@pytest.fixture(scope="module")
+def prefect_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One PREFECT_HOME for this module's runs: the second run skips the database set-up."""
+    return tmp_path_factory.mktemp("prefect-home")
+
+
+def own_server_env(prefect_home: Path) -> dict[str, str]:
+    """No PREFECT_API_URL: the run starts Prefect's temporary server as a subprocess."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTHORGRAPH_", "PREFECT_"))}
+    env |= {
+        "PREFECT_HOME": str(prefect_home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+        "AUTHORGRAPH_FAULT": "transform:parsing=sleep:60",  # mid-run, holding the lock
+    }
+    return env
+
+
+def lock_holder(warehouse: Path) -> int | None:
+    """The pid written into the warehouse's lock file, if any."""
+    with contextlib.suppress(OSError, ValueError):
+        return int((warehouse / ".lock").read_text().strip())
+    return None
+
+
+def lock_is_free(warehouse: Path) -> bool:
+    """True when this process can take the writer lock (nobody holds it)."""
+    fd = os.open(warehouse / ".lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def record_descendants(
+    process: subprocess.Popen[bytes],
+    log: Path,
+    found: dict[int, psutil.Process],
+    ready: Callable[[dict[int, psutil.Process]], bool],
+    timeout: float = 240.0,
+) -> None:
+    """Gather every process started under `process` into `found` until `ready(found)` holds."""
+    deadline = time.monotonic() + timeout
+    parent = psutil.Process(process.pid)
+    while True:
+        assert process.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        with contextlib.suppress(psutil.NoSuchProcess):
+            found |= {p.pid: p for p in parent.children(recursive=True)}
+        if ready(found):
+            return
+        time.sleep(0.2)
+
+
+def wait_gone(processes: dict[int, psutil.Process]) -> tuple[float, list[psutil.Process]]:
+    """Wait for the processes to end; seconds taken and those still alive."""
+    started = time.monotonic()
+    _, alive = psutil.wait_procs(list(processes.values()), timeout=GONE_TIMEOUT)
+    return time.monotonic() - started, alive
+
+
+@contextlib.contextmanager
+def killed_at_end(found: dict[int, psutil.Process]) -> Iterator[None]:
+    """Kill whatever is left of `found` at the end, so a failing test leaves nothing behind."""
+    try:
+        yield
+    finally:
+        for leftover in found.values():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                leftover.kill()
+
+
+def start_run(
+    seeds: Path, warehouse: Path, prefect_home: Path, log: Path, *args: str
+) -> subprocess.Popen[bytes]:
+    """`authorgraph run` with its own Prefect server, mid-run for a minute, output to `log`."""
+    command = [sys.executable, "-m", "pipelines", "run", "--seeds", str(seeds)]
+    command += ["--warehouse", str(warehouse), *args]
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            command, cwd=ROOT, env=own_server_env(prefect_home), stdout=out, stderr=out
+        )
+
+
+def has_server(found: dict[int, psutil.Process]) -> bool:
+    """One of them is Prefect's temporary server (uvicorn)."""
+    return any("uvicorn" in " ".join(p.cmdline()) for p in found.values() if p.is_running())
+
+
+def test_sigterm_to_run_stops_it_cleanly_with_its_prefect_server(
+    seeds_copy: Path, tmp_path: Path, prefect_home: Path
+) -> None:
+    warehouse, log = tmp_path / "wh", tmp_path / "run.log"
+    run = start_run(seeds_copy, warehouse, prefect_home, log)
+    found = {run.pid: psutil.Process(run.pid)}
+    with killed_at_end(found):
+        record_descendants(
+            run, log, found, lambda found: lock_holder(warehouse) == run.pid and has_server(found)
+        )
+        run.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        assert run.wait(timeout=GONE_TIMEOUT) == 143, log.read_text()
+        exited = time.monotonic() - sent
+        took, alive = wait_gone(found)
+    output = log.read_text()
+    print(f"run: exit {exited:.1f} s after SIGTERM, children gone {exited + took:.1f} s after")
+    assert alive == [], [p.cmdline() for p in alive]
+    assert "authorgraph: stopped by SIGTERM" in output
+    assert "Traceback" not in output
+    assert lock_is_free(warehouse)
+
+
+def test_sigkill_to_run_leaves_no_prefect_server_or_parse_worker(
+    seeds_copy: Path, tmp_path: Path, prefect_home: Path
+) -> None:
+    """More than one parse batch (500 files each) and 2 workers: the process pool is in use."""
+    pages = sorted(seeds_copy.iterdir())
+    for number in range(1000):
+        shutil.copy(pages[number % len(pages)], seeds_copy / f"copy_{number:04}.txt")
+    warehouse, log = tmp_path / "wh", tmp_path / "run.log"
+
+    def pool_is_up(found: dict[int, psutil.Process]) -> bool:
+        workers = [p for p in found.values() if "spawn_main" in " ".join(p.cmdline())]
+        return lock_holder(warehouse) == run.pid and has_server(found) and len(workers) >= 1
+
+    run = start_run(seeds_copy, warehouse, prefect_home, log, "--workers", "2")
+    found = {run.pid: psutil.Process(run.pid)}
+    with killed_at_end(found):
+        record_descendants(run, log, found, pool_is_up)
+        run.send_signal(signal.SIGKILL)
+        assert run.wait(timeout=30) == -signal.SIGKILL
+        took, alive = wait_gone(found)
+    print(f"run: children gone {took:.1f} s after SIGKILL")
+    assert alive == [], [p.cmdline() for p in alive]
+    assert "Traceback" not in log.read_text()
+    assert lock_is_free(warehouse)
