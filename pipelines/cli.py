@@ -3,7 +3,7 @@
 Exit codes: 0 done, 1 validation failed (nothing published), 2 usage or input error,
 3 `--strict` and some files were rejected, 4 another run holds the warehouse,
 5 the warehouse can't be used (a file, read-only, a lock not ours, damaged files),
-6 the disk filled up while staging (nothing published).
+6 the disk filled up while staging (nothing published), 130/143 stopped by SIGINT/SIGTERM.
 """
 
 from __future__ import annotations

@@ -130,7 +130,7 @@ def run_pipeline(settings: Settings, progress: Progress | None = None) -> RunSum
         batches = None
         if settings.runner != "pool":  # fan parsing out as tasks over the flow's task runner
             futures = [
-                parse_batch_task.submit(quote(refs), settings.max_file_bytes)
+                parse_batch_task.submit(refs, settings.max_file_bytes)
                 for refs in parse_batches(extracted, settings)
             ]
             batches = []

@@ -51,4 +51,8 @@ def parse_files(refs: list[PlannedFile], settings: Settings) -> Iterator[BatchRe
         return
     # spawn, not fork: the parent may run Prefect's threads and event loop.
     with ProcessPoolExecutor(settings.workers, mp_context=get_context("spawn")) as pool:
-        yield from pool.map(parse_batch, batches, [settings.max_file_bytes] * len(batches))
+        try:
+            yield from pool.map(parse_batch, batches, [settings.max_file_bytes] * len(batches))
+        except BaseException:  # interrupted: don't wait for the queued batches
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
