@@ -8,6 +8,7 @@ Exit codes: 0 done, 1 validation failed (nothing published), 2 usage or input er
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -113,6 +114,7 @@ def run(
     )
     runner = settings.runner
     preflight(settings)
+    use_kept_server()
     quiet_libraries()
     from expectations.validate import ValidationFailed
     from pipelines.extract import SeedsError
@@ -229,6 +231,7 @@ def serve(
     settings = settings_or_exit(seeds=seeds, warehouse=warehouse)
     if not settings.seeds.is_dir():
         raise fail(f"seeds folder not found: {settings.seeds}", EXIT_USAGE)
+    use_kept_server()
     quiet_libraries()
     from pipelines.serve import ServerError, serve_forever
 
@@ -340,6 +343,55 @@ def report(
     except OSError as exc:
         raise fail(f"cannot write the report: {exc}", EXIT_USAGE) from None
     out.print(f"report: {path}", markup=False)
+
+
+def use_kept_server() -> None:
+    """Point Prefect at the server `authorgraph server start` keeps, when it is up and no
+    PREFECT_API_URL is set: then no temporary server is started and stopped for this run."""
+    from pipelines.server import running_server
+
+    if "PREFECT_API_URL" not in os.environ:
+        url = running_server()
+        if url is not None:
+            os.environ["PREFECT_API_URL"] = url
+
+
+server_app = typer.Typer(
+    help="Keep a local Prefect server between runs (`run` and `serve` use it while it is up).",
+    no_args_is_help=True,
+)
+app.add_typer(server_app, name="server")
+
+
+@server_app.command("start")
+def server_start() -> None:
+    """Start a local Prefect server on 127.0.0.1 that outlives this command."""
+    from pipelines.server import ServerError, start_server
+
+    quiet_libraries()
+    try:
+        start_server(lambda line: out.print(line, markup=False))
+    except ServerError as exc:
+        raise fail(str(exc).splitlines()[0], EXIT_USAGE) from None
+
+
+@server_app.command("stop")
+def server_stop() -> None:
+    """Stop the server `server start` started."""
+    from pipelines.server import stop_server
+
+    out.print("stopped" if stop_server() else "no server was running", markup=False)
+
+
+@server_app.command("status")
+def server_status() -> None:
+    """Say whether the kept server is up, and where (exit 1 when it is not)."""
+    from pipelines.server import running_server
+
+    url = running_server()
+    out.print(f"running at {url}" if url else "not running", markup=False)
+    if url is None:
+        raise typer.Exit(1)
 
 
 def main() -> None:

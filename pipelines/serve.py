@@ -15,15 +15,8 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -33,18 +26,16 @@ from prefect import flow
 from pipelines import lifecycle
 from pipelines.config import resolve_settings
 from pipelines.flow import run_pipeline
+from pipelines.server import ServerError, launch, stop_group, wait_healthy
+
+__all__ = ["ServerError"]
 
 DEPLOYMENT_NAME = "scheduled"
-SERVER_START_TIMEOUT = 180.0
 STOP_GRACE = 3.0  # seconds between SIGTERM and SIGKILL when stopping: 10 s is a common budget
 SERVE_PID_ENV = "AUTHORGRAPH_SERVE_PID"  # tells a flow run which process served it
 
 
 _server_pid: int | None = None  # the `prefect server` this process started, if any
-
-
-class ServerError(RuntimeError):
-    """The local Prefect server did not start."""
 
 
 @flow(name="authorgraph", validate_parameters=True)
@@ -63,74 +54,24 @@ def scheduled_flow(
     return {"run_id": summary.run_id, "row_counts": summary.row_counts}
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def healthy(api_url: str) -> bool:
-    """True when the Prefect API at `api_url` answers its health check."""
-    try:
-        with urllib.request.urlopen(api_url + "/health", timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def stop_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process and its group (it started them in its own session), then SIGKILL."""
-    for sig, grace in ((signal.SIGTERM, STOP_GRACE), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            process.wait(timeout=grace)
-            os.killpg(process.pid, 0)  # the leader is gone: are others of its group left?
-        except ProcessLookupError:
-            break
-        except subprocess.TimeoutExpired:
-            continue
-        time.sleep(0.5)
-
-
 @contextmanager
 def local_prefect_server(echo: Callable[[str], None]) -> Iterator[str]:
     """Run `prefect server start` on 127.0.0.1 until the block ends; yield its API URL."""
     own_home = "PREFECT_HOME" not in os.environ
     home = Path(tempfile.mkdtemp(prefix="authorgraph-prefect-server-")) if own_home else None
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    if home is not None:
-        env["PREFECT_HOME"] = str(home)
-    env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    port = free_port()
-    api_url = f"http://127.0.0.1:{port}/api"
     log_dir = home or Path(tempfile.mkdtemp(prefix="authorgraph-prefect-log-"))
     log_path = log_dir / "server.log"
-    command = [sys.executable, "-m", "prefect", "server", "start"]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(
-            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    server, api_url = launch(home or Path(os.environ["PREFECT_HOME"]), log_path)
     global _server_pid
     _server_pid = server.pid
     try:
-        echo(f"starting a local Prefect server on 127.0.0.1:{port} (log: {log_path})")
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while not healthy(api_url):
-            if server.poll() is not None:
-                tail = log_path.read_text(errors="replace")[-2000:]
-                raise ServerError(f"the Prefect server exited ({server.returncode}):\n{tail}")
-            if time.monotonic() > deadline:
-                raise ServerError(f"no healthy Prefect server after {SERVER_START_TIMEOUT:.0f} s")
-            time.sleep(0.5)
-        echo(f"Prefect UI: http://127.0.0.1:{port}")
+        echo(f"starting a local Prefect server at {api_url} (log: {log_path})")
+        wait_healthy(server, api_url, log_path)
+        echo(f"Prefect UI: {api_url.removesuffix('/api')}")
         yield api_url
     finally:
-        stop_group(server)
+        stop_group(server.pid, STOP_GRACE)
+        server.wait()
         shutil.rmtree(log_dir, ignore_errors=True)
 
 

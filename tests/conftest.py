@@ -21,6 +21,8 @@ os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 for _key in [k for k in os.environ if k.startswith("AUTHORGRAPH_")]:
     del os.environ[_key]
+# A Prefect server kept by `authorgraph server start` on this machine is never used by tests.
+os.environ["AUTHORGRAPH_SERVER_DIR"] = tempfile.mkdtemp(prefix="authorgraph-server-")
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"

@@ -48,6 +48,10 @@ def test_readme_documents_every_command() -> None:
     assert commands
     for command in commands:
         assert re.search(rf"authorgraph {command}\b", readme), command
+    for group in app.registered_groups:  # `authorgraph server start|stop|status`
+        assert group.typer_instance is not None
+        names = [c.name for c in group.typer_instance.registered_commands]
+        assert names and re.search(rf"authorgraph {group.name} {'.+'.join(names)}", readme)
     for target in ("make run", "make test"):
         assert target in readme
 

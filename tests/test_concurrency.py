@@ -32,7 +32,11 @@ def cli_env(prefect_harness: None) -> dict[str, str]:
     """Environment for `authorgraph` subprocesses: the session's Prefect server, quiet."""
     from prefect.settings import PREFECT_API_URL
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHORGRAPH_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("AUTHORGRAPH_") or k == "AUTHORGRAPH_SERVER_DIR"
+    }
     env["PREFECT_API_URL"] = str(PREFECT_API_URL.value())
     return env
 

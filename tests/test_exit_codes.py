@@ -33,7 +33,11 @@ def authorgraph(
     *args: str, env: dict[str, str] | None = None, wrap: list[str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     command = [*(wrap or []), sys.executable, "-m", "pipelines", *args]
-    base = {k: v for k, v in os.environ.items() if not k.startswith("AUTHORGRAPH_")}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("AUTHORGRAPH_") or k == "AUTHORGRAPH_SERVER_DIR"
+    }
     return subprocess.run(
         command, cwd=ROOT, env=env or base, capture_output=True, text=True, timeout=300
     )

@@ -1,0 +1,174 @@
+"""A local Prefect server: one kept between runs (`authorgraph server start`), or one for the
+life of `serve`. Light on purpose: `run` asks `running_server()` before importing Prefect.
+
+Without a server, every `authorgraph run` starts Prefect's temporary server (about 6 s) and
+stops it again (3-4 s). `authorgraph server start` starts `prefect server start` on 127.0.0.1 in
+its own session, with its own PREFECT_HOME, and records its address in
+`$AUTHORGRAPH_SERVER_DIR/server.json` (default `~/.local/state/authorgraph/prefect-server`);
+`run` and `serve` use it while it answers its health check, and `server stop` ends it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+SERVER_DIR_ENV = "AUTHORGRAPH_SERVER_DIR"
+STATE_FILE = "server.json"
+START_TIMEOUT = 180.0
+STOP_GRACE = 3.0
+
+
+class ServerError(RuntimeError):
+    """A local Prefect server did not start or stop."""
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def healthy(api_url: str, timeout: float = 2.0) -> bool:
+    """True when the Prefect API at `api_url` answers its health check."""
+    try:
+        with urllib.request.urlopen(api_url + "/health", timeout=timeout) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def stop_group(pid: int, grace: float = STOP_GRACE) -> None:
+    """SIGTERM a process group (its leader started it in its own session), then SIGKILL."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+
+
+def server_command(port: int) -> list[str]:
+    """The command that runs a Prefect server on 127.0.0.1:`port`."""
+    host = ["--host", "127.0.0.1", "--port", str(port)]
+    return [sys.executable, "-m", "prefect", "server", "start", *host]
+
+
+def launch(
+    home: Path, log_path: Path, outlive: bool = False
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `prefect server start` in its own session with `home` as PREFECT_HOME.
+
+    `outlive`: the server is meant to outlive this command (`server start`), so it does not
+    carry the marker by which the command's guardian stops what the command started.
+    """
+    drop = {"PREFECT_API_URL", *(["AUTHORGRAPH_PROCESS_MARKER"] if outlive else [])}
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env["PREFECT_HOME"] = str(home)
+    env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    port = free_port()
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            server_command(port),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return process, f"http://127.0.0.1:{port}/api"
+
+
+def wait_healthy(process: subprocess.Popen[bytes], api_url: str, log_path: Path) -> None:
+    """Wait until the server answers; raise ServerError if it exits or never does."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while not healthy(api_url):
+        if process.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-2000:]
+            raise ServerError(f"the Prefect server exited ({process.returncode}):\n{tail}")
+        if time.monotonic() > deadline:
+            stop_group(process.pid)
+            raise ServerError(f"no healthy Prefect server after {START_TIMEOUT:.0f} s")
+        time.sleep(0.25)
+
+
+def server_dir() -> Path:
+    """Where the kept server's home, log and address live."""
+    default = Path.home() / ".local" / "state" / "authorgraph" / "prefect-server"
+    return Path(os.environ.get(SERVER_DIR_ENV) or default)
+
+
+def _state() -> dict[str, object] | None:
+    try:
+        state = json.loads((server_dir() / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def running_server() -> str | None:
+    """The kept server's API URL if it is up and healthy, else None (fast when it is down)."""
+    state = _state()
+    if state is None:
+        return None
+    url, pid = str(state.get("url")), int(state.get("pid", 0))  # type: ignore[call-overload]
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError, OverflowError):
+        return None
+    return url if healthy(url, timeout=1.0) else None
+
+
+def start_server(echo: Callable[[str], None]) -> str:
+    """Start the kept server unless it already runs; return its API URL."""
+    url = running_server()
+    if url is not None:
+        echo(f"a Prefect server is already running at {url}")
+        return url
+    folder = server_dir()
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    home = folder / "home"
+    home.mkdir(exist_ok=True, mode=0o700)
+    log_path = folder / "server.log"
+    process, url = launch(home, log_path, outlive=True)
+    echo(f"starting a Prefect server at {url} (log: {log_path})")
+    wait_healthy(process, url, log_path)
+    state = {"pid": process.pid, "url": url}
+    tmp = folder / f".{STATE_FILE}.{os.getpid()}"
+    tmp.write_text(json.dumps(state), encoding="utf-8")
+    os.replace(tmp, folder / STATE_FILE)
+    echo(f"Prefect server running at {url}; `authorgraph run` uses it until `server stop`")
+    return url
+
+
+def stop_server() -> bool:
+    """Stop the kept server; False when none was running."""
+    state = _state()
+    (server_dir() / STATE_FILE).unlink(missing_ok=True)
+    if state is None:
+        return False
+    pid = int(state.get("pid", 0))  # type: ignore[call-overload]
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stop_group(pid)
+    return True

@@ -1,0 +1,47 @@
+"""`authorgraph server`: a Prefect server kept between runs, used by `run` while it is up."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+from tests.test_exit_codes import authorgraph
+
+
+def flow_runs(api_url: str) -> int:
+    request = urllib.request.Request(
+        api_url + "/flow_runs/count", data=b"{}", headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return int(json.loads(response.read()))
+
+
+def test_kept_server_is_used_by_run_and_stopped(seeds_copy: Path, tmp_path: Path) -> None:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("AUTHORGRAPH_", "PREFECT_API_URL"))
+    }
+    env["AUTHORGRAPH_SERVER_DIR"] = str(tmp_path / "server")
+    env["PREFECT_HOME"] = str(tmp_path / "client-home")
+    assert authorgraph("server", "status", env=env).returncode == 1
+    started = authorgraph("server", "start", env=env)
+    assert started.returncode == 0, started.stderr
+    state = json.loads((tmp_path / "server" / "server.json").read_text())
+    server = psutil.Process(state["pid"])
+    try:
+        status = authorgraph("server", "status", env=env)
+        assert status.stdout.strip() == f"running at {state['url']}"
+        before = flow_runs(state["url"])
+        args = ("run", "--seeds", str(seeds_copy), "--warehouse", str(tmp_path / "wh"))
+        result = authorgraph(*args, env=env)
+        assert result.returncode == 0, result.stderr
+        assert flow_runs(state["url"]) == before + 1  # the run was recorded by the kept server
+        assert server.is_running()  # and the server outlived the run
+    finally:
+        stopped = authorgraph("server", "stop", env=env)
+    assert stopped.returncode == 0 and stopped.stdout.strip() == "stopped"
+    server.wait(timeout=60)
+    assert authorgraph("server", "status", env=env).stdout.strip() == "not running"
