@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import flow, task
@@ -14,11 +13,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import State
 from prefect.utilities.annotations import quote
 
-from expectations.validate import ValidationFailed, ValidationReport
+from expectations.validate import ValidationReport
 from pipelines import stages
 from pipelines.artifacts import ARTIFACT_KEY, run_markdown
 from pipelines.config import Settings
-from pipelines.extract import PlannedFile, SeedsError, check_seeds
+from pipelines.extract import PlannedFile, SeedsError
 from warehouse.errors import WarehouseError
 
 Progress = Callable[[int], None]
@@ -120,50 +119,63 @@ def parse_batches(extracted: stages.Extracted, settings: Settings) -> list[list[
     return [refs[i : i + size] for i in range(0, len(refs), size)]
 
 
+def parse_task_batches(
+    extracted: stages.Extracted, settings: Settings, progress: Progress | None
+) -> list[stages.BatchResult] | None:
+    """Fan the changed files out as parse_batch tasks over the flow's task runner (None for
+    the `pool` runner: the transform task parses over its own process pool)."""
+    if settings.runner == "pool":
+        return None
+    futures = [
+        parse_batch_task.submit(refs, settings.max_file_bytes)
+        for refs in parse_batches(extracted, settings)
+    ]
+    batches = []
+    for future in futures:  # in file order; the runner finishes them in any order
+        batches.append(future.result())
+        if progress is not None:
+            progress(len(batches[-1].outcomes))
+    return batches
+
+
+# quote(): Prefect would otherwise walk every file record and row of these large parameters
+# looking for futures (seconds at 20k pages, tens of seconds at 200k).
+FLOW_STEPS = stages.Steps(
+    extract=extract_task,
+    parse=parse_task_batches,
+    transform=lambda extracted, settings, run_id, batches, progress: transform_task(
+        quote(extracted), settings, run_id, quote(batches), progress
+    ),
+    validate=lambda transformed, settings: validate_task(quote(transformed), settings),
+    load=lambda transformed, settings, record, unchanged: load_task(
+        quote(transformed), settings, record, unchanged
+    ),
+)
+
+
 def run_pipeline(settings: Settings, progress: Progress | None = None) -> RunSummary:
-    """The flow's body (call it inside a flow): parse batches fan out over the flow's task
-    runner; merge, validate and the single DuckDB writer stay in this process."""
-    run_id, started_at = stages.new_run_id(), datetime.now(UTC)
-    check_seeds(settings.seeds)
-    with stages.exclusive_run(settings) as warnings:
-        extracted = extract_task(settings)
-        batches = None
-        if settings.runner != "pool":  # fan parsing out as tasks over the flow's task runner
-            futures = [
-                parse_batch_task.submit(refs, settings.max_file_bytes)
-                for refs in parse_batches(extracted, settings)
-            ]
-            batches = []
-            for future in futures:  # in file order; the runner finishes them in any order
-                batch = future.result()
-                batches.append(batch)
-                if progress is not None:
-                    progress(len(batch.outcomes))
-        # quote(): Prefect would otherwise walk every file record and row of these large
-        # parameters looking for futures (seconds at 20k pages, tens of seconds at 200k).
-        transformed = transform_task(quote(extracted), settings, run_id, quote(batches), progress)
-        unchanged = stages.is_unchanged(transformed, settings)
-        if unchanged:  # same inputs, same software: the published tables already passed
-            report = stages.carried_over_report(transformed, settings)
-        else:
-            report = validate_task(quote(transformed), settings)
-        record = stages.run_record(run_id, started_at, transformed, report, settings)
+    """The flow's body (call it inside a flow): `stages.run_sequence` with Prefect tasks as
+    its steps. Parse batches fan out over the flow's task runner; merge, validate and the
+    single DuckDB writer stay in this process."""
+
+    def on_validated(
+        record: dict[str, object], transformed: stages.Transformed, report: ValidationReport
+    ) -> None:
         rejected = transformed.tables["rejected_files"].to_dicts()
         publish_artifact(record, rejected, transformed.row_counts, report)
-        if not report.success:
-            stages.record_failed_run(settings, record)
-            raise ValidationFailed(report)
-        loaded = load_task(quote(transformed), settings, record, unchanged)
+
+    outcome = stages.run_sequence(settings, FLOW_STEPS, progress, on_validated)
+    transformed, report = outcome.transformed, outcome.report
     return RunSummary(
-        run_id=run_id,
-        record=record,
-        rejected=rejected,
+        run_id=outcome.run_id,
+        record=outcome.record,
+        rejected=transformed.tables["rejected_files"].to_dicts(),
         row_counts=transformed.row_counts,
         validation=report,
-        duckdb_path=loaded.duckdb_path,
+        duckdb_path=outcome.loaded.duckdb_path,
         data_docs_index=report.data_docs_index,
         files_skipped=transformed.files_skipped,
-        warnings=[*warnings, *transformed.warnings, *loaded.warnings],
+        warnings=outcome.warnings,
     )
 
 

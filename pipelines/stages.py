@@ -22,13 +22,14 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
-from expectations.validate import ValidationReport, validate_tables
+from expectations.validate import ValidationFailed, ValidationReport, validate_tables
 from pipelines.config import Settings
 from pipelines.extract import (
     AFRESH_CODES,
     NOT_COPIED_CODES,
     FileRef,
     PlannedFile,
+    check_seeds,
     hash_file,
     list_seeds,
 )
@@ -542,3 +543,73 @@ def _staging_error(exc: OSError, warehouse: Path) -> Exception:
         f"cannot write the new version into {warehouse}: {exc.strerror or exc}; "
         "the published warehouse is unchanged"
     )
+
+
+# -- the run sequence -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Steps:
+    """The stage functions one run calls. The flow passes its Prefect tasks; tests and the
+    benchmark the plain functions (or timed ones). `parse` may parse the changed files ahead
+    of `transform` (the flow fans batches out over its task runner); None parses inside it."""
+
+    extract: Callable[[Settings], Extracted] = extract
+    parse: Callable[
+        [Extracted, Settings, Callable[[int], None] | None], list[BatchResult] | None
+    ] = lambda _e, _s, _p: None
+    transform: Callable[..., Transformed] = transform
+    validate: Callable[[Transformed, Settings], ValidationReport] = validate
+    load: Callable[[Transformed, Settings, dict[str, object], bool], Loaded] = load
+
+
+@dataclass
+class Outcome:
+    """What one run did: its record, tables, validation and what it published."""
+
+    run_id: str
+    record: dict[str, object]
+    transformed: Transformed
+    report: ValidationReport
+    loaded: Loaded
+
+    @property
+    def warnings(self) -> list[str]:
+        """Every warning of the run, in the order they arose."""
+        return self.transformed.warnings + self.loaded.warnings
+
+
+def run_sequence(
+    settings: Settings,
+    steps: Steps | None = None,
+    progress: Callable[[int], None] | None = None,
+    on_validated: Callable[[dict[str, object], Transformed, ValidationReport], None] | None = None,
+) -> Outcome:
+    """One run, the only place its order is written: lock, extract, parse, transform, then
+    validate (or carry the last pass over when nothing changed), then publish.
+
+    `on_validated` hears of every validated run, failed ones included (the flow publishes its
+    artifact there). A failed validation is logged and raises ValidationFailed; nothing is
+    published.
+    """
+    steps = steps or Steps()
+    run_id, started_at = new_run_id(), datetime.now(UTC)
+    check_seeds(settings.seeds)
+    with exclusive_run(settings) as warnings:
+        extracted = steps.extract(settings)
+        batches = steps.parse(extracted, settings, progress)
+        transformed = steps.transform(extracted, settings, run_id, batches, progress)
+        transformed.warnings[:0] = warnings
+        unchanged = is_unchanged(transformed, settings)
+        if unchanged:  # same inputs, same code and settings: the published tables passed
+            report = carried_over_report(transformed, settings)
+        else:
+            report = steps.validate(transformed, settings)
+        record = run_record(run_id, started_at, transformed, report, settings)
+        if on_validated is not None:
+            on_validated(record, transformed, report)
+        if not report.success:
+            record_failed_run(settings, record)
+            raise ValidationFailed(report)
+        loaded = steps.load(transformed, settings, record, unchanged)
+    return Outcome(run_id, record, transformed, report, loaded)

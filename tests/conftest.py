@@ -59,25 +59,12 @@ def settings_for(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def run_stages(settings):  # type: ignore[no-untyped-def]
-    """The flow's sequence as plain calls (no Prefect): extract → transform → validate → load."""
-    from datetime import UTC, datetime
-
+    """One run as plain calls (no Prefect): the flow's own sequence, `stages.run_sequence`."""
     from pipelines import stages
 
-    run_id, started = stages.new_run_id(), datetime.now(UTC)
-    with stages.exclusive_run(settings) as warnings:
-        transformed = stages.transform(stages.extract(settings), settings, run_id)
-        unchanged = stages.is_unchanged(transformed, settings)
-        if unchanged:
-            report = stages.carried_over_report(transformed, settings)
-        else:
-            report = stages.validate(transformed, settings)
-        record = stages.run_record(run_id, started, transformed, report, settings)
-        assert report.success, report.failure_lines()
-        loaded = stages.load(transformed, settings, record, unchanged)
-    transformed.warnings[:0] = warnings
-    transformed.warnings.extend(loaded.warnings)
-    return transformed
+    outcome = stages.run_sequence(settings)
+    outcome.transformed.warnings.extend(outcome.loaded.warnings)
+    return outcome.transformed
 
 
 def transform_only(settings):  # type: ignore[no-untyped-def]

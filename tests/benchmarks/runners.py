@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -41,19 +41,12 @@ def main() -> None:
     from prefect import flow
 
     from pipelines import flow as flows
-    from pipelines import stages
     from pipelines.config import Settings
     from pipelines.runners import make_task_runner
 
     @flow(name="authorgraph-in-task-pool", validate_parameters=False)
     def in_task_pool(settings: Settings) -> None:
-        run_id, started = stages.new_run_id(), datetime.now(UTC)
-        with stages.exclusive_run(settings):
-            extracted = flows.extract_task(settings)
-            transformed = flows.transform_task(extracted, settings, run_id)  # parse_files inside
-            report = flows.validate_task(transformed, settings)
-            record = stages.run_record(run_id, started, transformed, report, settings)
-            flows.load_task(transformed, settings, record)
+        flows.run_pipeline(replace(settings, runner="pool"))  # parse_files inside transform
 
     pages = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
     tmp = Path(tempfile.mkdtemp(prefix="authorgraph-bench-"))
