@@ -1,7 +1,9 @@
 """The benchmark generator's expected.json matches what authorgraph's transform stage builds.
 
 A tiny run (no Prefect, no GX): it proves the generator's own bookkeeping is right, so the
-benchmark's correctness check means something. The benchmarks themselves never run here.
+benchmark's correctness check means something, and that the two peers (pandas and polars) build
+the same counts and write their Parquet, so the benchmark compares like with like. The
+benchmarks themselves never run here.
 """
 
 from __future__ import annotations
@@ -9,10 +11,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from pipelines import stages
 from pipelines.config import Settings
+from tests.benchmarks import pandas_peer, polars_peer
+from tests.benchmarks.bench import parse_sizes
 from tests.benchmarks.generate import REALDATA, generate
 
 
@@ -30,6 +35,13 @@ def test_generator_expectations_match_transform(tmp_path: Path, realdata: Path) 
     rejected = transformed.tables["rejected_files"].select("file_name", "reason_code").to_dicts()
     assert rejected == expected["rejected_files"]
     assert transformed.files_read == expected["files"]
+    # The peers skip the rejected files instead of reporting them: the data tables must match.
+    want = {name: expected[name] for name in ("authors", "papers", "authorship")}
+    for peer in (pandas_peer, polars_peer):
+        out = tmp_path / peer.__name__.rsplit(".", 1)[-1]
+        assert peer.run(tmp_path / "corpus" / "pages", out) == want, peer.__name__
+        written = {p.stem: pq.read_metadata(p).num_rows for p in out.glob("*.parquet")}
+        assert written == want, peer.__name__
 
 
 def test_generator_is_deterministic(tmp_path: Path) -> None:
@@ -43,3 +55,9 @@ def test_generator_is_deterministic(tmp_path: Path) -> None:
     first.pop("generate_seconds")
     second.pop("generate_seconds")
     assert first == second
+
+
+def test_size_flags() -> None:
+    assert parse_sizes(None, large=False) == [1_000, 20_000]
+    assert parse_sizes(None, large=True) == [1_000, 20_000, 200_000]
+    assert parse_sizes(["5000"], large=False, huge=True) == [5_000, 2_000_000]

@@ -1,114 +1,121 @@
-"""BASELINE, not authorgraph: the "straightforward pandas peer" of issue 4.
+"""BASELINE, not authorgraph: the plain pandas script a user would write (issue 10's peer).
 
-A short pandas script that reads the pages, splits them and drops duplicates into the same
-three tables (authors, papers, authorship). It skips files it cannot read instead of reporting
-them, and it neither validates nor publishes. The benchmark times it on the same files as
-authorgraph so the ratio holds on a noisy machine.
+Read every file, split the text with str methods, drop duplicates, write Parquet. One Python
+loop splits each page into its header and papers (`str.split`); pandas folds whitespace, builds
+the keys (a 64-bit hash of the lower-cased title and abstract is the paper id), drops
+duplicates and writes one Parquet file per table. It skips the files it cannot use instead of
+reporting them, and it neither validates nor publishes atomically. The benchmark times it on
+the same files as authorgraph, Parquet writing included.
 
-    python -m tests.benchmarks.pandas_peer PAGES_DIR
+Approximate on purpose, as a plain script is: keys are lower-cased (not casefolded), names are
+split on commas (a CJK name becomes `Given Family`, not `FamilyGiven`), no BOM, CRLF or Unicode
+normalization handling, and the header lines must be written exactly. On the benchmark's
+generated corpus its three row counts equal expected.json.
+
+    python -m tests.benchmarks.pandas_peer PAGES_DIR [OUT_DIR]
 """
 
 from __future__ import annotations
 
 import json
-import re
+import os
 import sys
-import unicodedata
+import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-PAPER_BREAK = re.compile(r"\n[^\S\n]*\n(?:[^\S\n]*\n)+")
-FIELD_BREAK = re.compile(r"\n[^\S\n]*\n")
 
+def read_pages(folder: Path) -> tuple[list[tuple[str, str]], list[tuple[str, ...]]]:
+    """(file, name line) per usable page and (file, title, source, abstract) per paper.
 
-def fold(text: str) -> str:
-    """Whitespace runs to one space, trimmed."""
-    return " ".join(text.split())
-
-
-def display_name(line: str) -> str:
-    """'Family, Given' → 'Given Family'; anything else as written."""
-    parts = [p.strip() for p in line.split(",")]
-    if len(parts) == 2 and all(parts):
-        return f"{parts[1]} {parts[0]}"
-    if len(parts) == 3 and all(parts):
-        return f"{parts[2]} {parts[0]} {parts[1]}"
-    return line
-
-
-def read_pages(folder: Path) -> tuple[list[dict[str, str]], list[dict[str, object]], int]:
-    """One row per page and one per paper listing; files that do not parse are skipped."""
-    authors: list[dict[str, str]] = []
-    listings: list[dict[str, object]] = []
-    skipped = 0
-    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+    Skipped: files that are not UTF-8 or hold NUL bytes, pages without the `Goto` /
+    `Collaborating Authors` header or a name, and pages with a paper cut off before its source.
+    Abstracts with a whitespace run or a line break are folded here, where it is cheap to tell.
+    """
+    pages: list[tuple[str, str]] = []
+    papers: list[tuple[str, ...]] = []
+    for name in sorted(os.listdir(folder)):
+        if name.startswith("."):
+            continue
         try:
-            text = path.read_bytes().decode("utf-8-sig")
-        except UnicodeDecodeError:
-            skipped += 1
+            text = (folder / name).read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError):
             continue
-        text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
-        lines = [ln.strip() for ln in text.split("\n")]
-        nonblank = [i for i, ln in enumerate(lines) if ln]
-        if (
-            "\x00" in text
-            or len(nonblank) < 3
-            or lines[nonblank[0]] != "Goto"
-            or lines[nonblank[1]] != "Collaborating Authors"
-        ):
-            skipped += 1
+        head, *blocks = text.split("\n\n\n")
+        lines = head.split("\n\n")
+        if "\x00" in text or lines[:2] != ["Goto", "Collaborating Authors"] or len(lines) < 3:
             continue
-        name = fold(lines[nonblank[2]])
-        body = "\n".join(lines[nonblank[2] + 1 :]).strip("\n")
-        rows = []
-        for block in PAPER_BREAK.split(body) if body else []:
-            fields = [fold(f) for f in FIELD_BREAK.split(block) if fold(f)]
-            if not fields:
-                continue
-            if len(fields) < 2:
-                rows = None
-                break
-            abstract = "\n\n".join(fields[2:]) or None
-            rows.append({"title": fields[0], "source": fields[1], "abstract": abstract})
-        if rows is None:
-            skipped += 1
+        rows = [block.split("\n\n", 2) for block in blocks if block]
+        if not lines[2].strip() or any(len(fields) < 2 for fields in rows):
             continue
-        display = display_name(name)
-        authors.append({"file_name": path.name, "display_name": display, "name_raw": name})
-        for row in rows:
-            listings.append({"file_name": path.name, "display_name": display, **row})
-    return authors, listings, skipped
+        pages.append((name, lines[2]))
+        for fields in rows:
+            abstract = fields[2] if len(fields) == 3 else ""
+            if "  " in abstract or "\n" in abstract:
+                abstract = " ".join(abstract.split())
+            papers.append((name, fields[0], fields[1], abstract))
+    return pages, papers
+
+
+def fold(column: pd.Series) -> pd.Series:
+    """Whitespace runs (soft wraps included) to one space, trimmed."""
+    return column.str.split().str.join(" ")
+
+
+def display_names(name: pd.Series) -> pd.Series:
+    """'Family, Given' -> 'Given Family'; 'Family, Suffix, Given' -> 'Given Family Suffix'."""
+    parts = name.str.split(",")
+    count = parts.str.len()
+    first, second, third = (parts.str[i].str.strip() for i in range(3))
+    two = second + " " + first
+    three = third + " " + first + " " + second
+    return pd.Series(np.where(count == 2, two, np.where(count == 3, three, name)), index=name.index)
 
 
 def build(folder: Path) -> dict[str, pd.DataFrame]:
     """The three tables, de-duplicated the way the input contract says."""
-    author_rows, listing_rows, _ = read_pages(folder)
-    authors = pd.DataFrame(author_rows, columns=["file_name", "display_name", "name_raw"])
-    listings = pd.DataFrame(
-        listing_rows, columns=["file_name", "display_name", "title", "source", "abstract"]
-    )
-    authors["author_key"] = authors["display_name"].str.casefold()
-    listings["author_key"] = listings["display_name"].str.casefold()
-    listings["paper_key"] = (
-        listings["title"].str.casefold() + "\x1f" + listings["abstract"].fillna("").str.casefold()
-    )
+    page_rows, paper_rows = read_pages(folder)
+    authors = pd.DataFrame(page_rows, columns=["file_name", "name_raw"])
+    authors["name_raw"] = fold(authors["name_raw"])
+    authors["display_name"] = display_names(authors["name_raw"])
+    authors["author_key"] = authors["display_name"].str.lower()
+    listings = pd.DataFrame(paper_rows, columns=["file_name", "title", "source", "abstract"])
+    listings["title"] = fold(listings["title"])
+    listings["source"] = fold(listings["source"])
+    listings["abstract"] = listings["abstract"].str.strip().replace("", None)
+    listings["author_key"] = listings["file_name"].map(authors.set_index("file_name")["author_key"])
+    # A paper is its lower-cased title and abstract: hash them into one 64-bit id.
+    keys = pd.DataFrame({"t": listings["title"].str.lower(), "a": listings["abstract"].str.lower()})
+    listings["paper_id"] = pd.util.hash_pandas_object(keys, index=False)
     return {
         "authors": authors.drop_duplicates("author_key"),
-        "papers": listings.drop_duplicates("paper_key")[
-            ["paper_key", "title", "source", "abstract"]
-        ],
-        "authorship": listings.drop_duplicates(["author_key", "paper_key"])[
-            ["author_key", "paper_key", "file_name"]
-        ],
+        "papers": listings[["paper_id", "title", "source", "abstract"]].drop_duplicates("paper_id"),
+        "authorship": listings[["author_key", "paper_id", "file_name"]].drop_duplicates(
+            ["author_key", "paper_id"]
+        ),
     }
 
 
+def run(folder: Path, out: Path) -> dict[str, int]:
+    """Build the tables, write one Parquet file per table into `out`; return the row counts."""
+    tables = build(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    for table, frame in tables.items():
+        frame.to_parquet(out / f"{table}.parquet", index=False)
+    return {table: len(frame) for table, frame in tables.items()}
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Build the tables and print their row counts as JSON."""
+    """Build and write the tables; print their row counts as JSON."""
     args = sys.argv[1:] if argv is None else argv
-    tables = build(Path(args[0]))
-    print(json.dumps({name: len(frame) for name, frame in tables.items()}))
+    if len(args) > 1:
+        counts = run(Path(args[0]), Path(args[1]))
+    else:
+        with tempfile.TemporaryDirectory(prefix="pandas-peer-") as tmp:
+            counts = run(Path(args[0]), Path(tmp))
+    print(json.dumps(counts))
 
 
 if __name__ == "__main__":
