@@ -27,7 +27,7 @@ format: $(BIN)/authorgraph
 test: lint
 	$(BIN)/python -m pytest -n 4 --dist loadfile
 
-# Benchmarks (issue 4): never part of `make test`. BENCH_ARGS="--large" adds 200k pages,
+# Benchmarks (issue 10's targets): never part of `make test`. BENCH_ARGS="--large" adds 200k pages,
 # BENCH_ARGS="--pages 5000" picks sizes. Corpora are cached under bench-results/corpus/.
 BENCH_ARGS ?=
 bench: $(BIN)/authorgraph
