@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
@@ -55,14 +56,16 @@ def retry_unless_named(task: object, task_run: object, state: State) -> bool:
     return not isinstance(exc, (SeedsError, WarehouseError))
 
 
-# I/O tasks retry with backoff; pure ones don't. No task caches: inputs are large frames.
-@task(
-    name="extract",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=[1, 4],
-    retry_condition_fn=retry_unless_named,
-)
+# I/O tasks retry with backoff (not on our named errors); pure ones don't. No task caches:
+# inputs are large frames.
+IO_RETRIES: dict[str, Any] = {
+    "retries": 2,
+    "retry_delay_seconds": [1, 4],
+    "retry_condition_fn": retry_unless_named,
+}
+
+
+@task(name="extract", cache_policy=NO_CACHE, **IO_RETRIES)
 def extract_task(settings: Settings) -> stages.Extracted:
     """Discover the page files and hash what changed since the last run."""
     return stages.extract(settings)
@@ -92,13 +95,7 @@ def validate_task(transformed: stages.Transformed, settings: Settings) -> Valida
     return stages.validate(transformed, settings)
 
 
-@task(
-    name="load",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=[1, 4],
-    retry_condition_fn=retry_unless_named,
-)
+@task(name="load", cache_policy=NO_CACHE, **IO_RETRIES)
 def load_task(
     transformed: stages.Transformed,
     settings: Settings,

@@ -141,14 +141,19 @@ def test_unreadable_history_refuses_instead_of_starting_over(settings: Settings)
         run_stages(settings)
 
 
+def validated_run(settings: Settings) -> tuple[str, stages.Transformed, dict[str, object]]:
+    """A run up to its validation (call under the writer lock): what `load` is handed."""
+    run_id, started = stages.new_run_id(), datetime.now(UTC)
+    transformed = stages.transform(stages.extract(settings), settings, run_id)
+    report = stages.validate(transformed, settings)
+    return run_id, transformed, stages.run_record(run_id, started, transformed, report, settings)
+
+
 def test_a_retried_load_after_the_commit_point_changes_nothing(settings: Settings) -> None:
     run_stages(settings)
     (settings.seeds / "empty.txt").write_bytes(b"")
-    run_id, started = stages.new_run_id(), datetime.now(UTC)
     with stages.exclusive_run(settings):
-        transformed = stages.transform(stages.extract(settings), settings, run_id)
-        report = stages.validate(transformed, settings)
-        record = stages.run_record(run_id, started, transformed, report, settings)
+        run_id, transformed, record = validated_run(settings)
         stages.load(transformed, settings, record)
         published = (settings.warehouse / "current").resolve()
         stages.load(transformed, settings, record)  # as Prefect's retry would
@@ -160,11 +165,8 @@ def test_a_retried_load_after_the_commit_point_changes_nothing(settings: Setting
 def test_a_retried_load_before_the_commit_point_stages_afresh(settings: Settings) -> None:
     run_stages(settings)
     (settings.seeds / "empty.txt").write_bytes(b"")
-    run_id, started = stages.new_run_id(), datetime.now(UTC)
     with stages.exclusive_run(settings):
-        transformed = stages.transform(stages.extract(settings), settings, run_id)
-        report = stages.validate(transformed, settings)
-        record = stages.run_record(run_id, started, transformed, report, settings)
+        run_id, transformed, record = validated_run(settings)
         # A first attempt died after moving its version into place, before the swap.
         leftover = settings.warehouse / "versions" / run_id
         leftover.mkdir(parents=True)
