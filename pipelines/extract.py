@@ -37,6 +37,15 @@ class Rejection:
 
 
 @dataclass(frozen=True, slots=True)
+class FileOutcome:
+    """What became of one file: its hash (None if never read) and its rejection, if any."""
+
+    name: str
+    sha256: str | None
+    rejection: Rejection | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class FileRef:
     """A listed page file: its stored name (the lineage key), the path to open, its size and
     modification time, and a rejection already decided from the listing (E3, E5)."""

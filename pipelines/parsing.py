@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 
 from pipelines.config import Settings
-from pipelines.extract import PlannedFile, read_and_parse
+from pipelines.extract import FileOutcome, PlannedFile, read_and_parse
 from transforms.tables import StagedPages, stage_pages
 
 
@@ -21,23 +21,19 @@ class BatchResult:
     """One parsed batch: staged rows, per-file outcome (sha, rejection) in file order."""
 
     staged: StagedPages
-    outcomes: list[tuple[str, str | None, str | None, int | None, str | None]]
+    outcomes: list[FileOutcome]
 
 
 def parse_batch(files: list[PlannedFile], max_bytes: int) -> BatchResult:
     """Read, hash and parse a batch of files; stage the good pages (runs in a worker process)."""
     pages = []
-    outcomes: list[tuple[str, str | None, str | None, int | None, str | None]] = []
+    outcomes: list[FileOutcome] = []
     for planned in files:
         ref = planned.ref
         result = read_and_parse(planned, max_bytes)
         if result.page is not None:
             pages.append((ref.name, result.page))
-            outcomes.append((ref.name, result.sha256, None, None, None))
-        else:
-            assert result.rejection is not None
-            r = result.rejection
-            outcomes.append((ref.name, result.sha256, r.reason_code, r.line, r.message))
+        outcomes.append(FileOutcome(ref.name, result.sha256, result.rejection))
     return BatchResult(stage_pages(pages), outcomes)
 
 

@@ -27,8 +27,10 @@ from pipelines.config import Settings
 from pipelines.extract import (
     AFRESH_CODES,
     NOT_COPIED_CODES,
+    FileOutcome,
     FileRef,
     PlannedFile,
+    Rejection,
     check_seeds,
     hash_file,
     list_seeds,
@@ -256,12 +258,11 @@ def transform(
     reused = [f for f in extracted.files if f.reuse]
     to_parse = [f for f in extracted.files if not f.reuse]
     parsed: list[StagedPages] = []
-    outcome: dict[str, tuple[str | None, str | None, int | None, str | None]] = {}
+    outcome: dict[str, FileOutcome] = {}
     results = parse_files(to_parse, settings) if batches is None else batches
     for number, batch in enumerate(results):
         parsed.append(batch.staged)
-        for name, sha, code, line, message in batch.outcomes:
-            outcome[name] = (sha, code, line, message)
+        outcome.update((o.name, o) for o in batch.outcomes)
         if number == 0:
             fault_point(settings, "transform:parsing")
         if progress is not None and batches is None:
@@ -269,7 +270,9 @@ def transform(
     prev_manifest = {r["file_name"]: r for r in previous.manifest.iter_rows(named=True)}
     for f in reused:
         prev = prev_manifest[f.ref.name]
-        outcome[f.ref.name] = (f.sha256, prev["reason_code"], prev["line"], prev["message"])
+        code = prev["reason_code"]
+        rejection = Rejection(code, prev["message"], prev["line"]) if code else None
+        outcome[f.ref.name] = FileOutcome(f.ref.name, f.sha256, rejection)
     reused_keys = pl.DataFrame(
         {"file_name": [f.ref.name for f in reused], "sha256": [f.sha256 for f in reused]},
         schema={"file_name": pl.String(), "sha256": pl.String()},
@@ -310,8 +313,8 @@ def transform(
         files_deleted=len(extracted.deleted),
         rejected_paths={
             name: refs[name].path
-            for name, (_, code, _, _) in outcome.items()
-            if code is not None and code not in NOT_COPIED_CODES
+            for name, o in outcome.items()
+            if o.rejection is not None and o.rejection.reason_code not in NOT_COPIED_CODES
         },
         files_skipped=extracted.skipped,
         keys_match=previous.build_key("output_key") == extracted.keys.output_key,
@@ -325,28 +328,29 @@ def _build_row(keys: BuildKeys) -> dict[str, str]:
 
 def _manifest(
     extracted: Extracted,
-    outcome: dict[str, tuple[str | None, str | None, int | None, str | None]],
+    outcome: dict[str, FileOutcome],
     prev: dict[str, dict[str, object]],
     run_id: str,
     now: datetime,
 ) -> pl.DataFrame:
     rows = []
     for f in extracted.files:
-        sha, code, line, message = outcome[f.ref.name]
+        o = outcome[f.ref.name]
+        r = o.rejection
         old = prev.get(f.ref.name)
         rows.append(
             {
                 "file_name": f.ref.name,
                 "size": f.ref.size,
                 "mtime_ns": f.ref.mtime_ns,
-                "sha256": sha,
+                "sha256": o.sha256,
                 "first_seen": old["first_seen"] if old else now,
                 "last_seen": now,
-                "status": REJECTED if code else LOADED,
+                "status": REJECTED if r else LOADED,
                 "parsed_run_id": old["parsed_run_id"] if f.reuse and old else run_id,
-                "reason_code": code,
-                "line": line,
-                "message": message,
+                "reason_code": r.reason_code if r else None,
+                "line": r.line if r else None,
+                "message": r.message if r else None,
             }
         )
     for name in extracted.deleted:
