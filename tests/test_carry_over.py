@@ -21,6 +21,7 @@ from pipelines.fingerprint import OUTPUT_SOURCES, PARSE_SOURCES, BuildKeys, soft
 from tests.conftest import ROOT, run_stages
 from warehouse.errors import WarehouseDamaged
 from warehouse.publish import check_outputs
+from warehouse.safe_io import UnsafePathError
 from warehouse.state import read_state
 
 
@@ -199,3 +200,23 @@ def test_the_state_records_the_keys_it_was_built_under(settings: Settings) -> No
         keys.parse_key,
         keys.output_key,
     )
+
+
+def test_planted_versions_and_parquet_links_are_refused_or_replaced(
+    settings: Settings, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run_stages(settings)
+    parquet = settings.warehouse / "parquet"
+    parquet.unlink()
+    parquet.symlink_to(elsewhere)  # readers of warehouse/parquet would read someone else's
+    (settings.seeds / "empty.txt").write_bytes(b"")
+    run_stages(settings)
+    assert os.readlink(parquet) == "current/parquet" and (parquet / "papers.parquet").exists()
+    versions = settings.warehouse / "versions"
+    versions.rename(tmp_path / "moved")
+    versions.symlink_to(elsewhere)
+    with pytest.raises(UnsafePathError, match="versions"):
+        run_stages(settings)
+    assert list(elsewhere.iterdir()) == []

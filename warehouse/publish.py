@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 from transforms.schema import ALL_TABLES, TABLES_BY_NAME, Table
 from warehouse.errors import NoSpaceLeft, WarehouseDamaged, WarehouseError, WarehouseUnusable
 from warehouse.safe_io import (
+    UnsafePathError,
     atomic_copy,
     is_temp_name,
     real_dir,
@@ -305,11 +306,11 @@ def publish_staged(stage_dir: Path, warehouse: Path, run_id: str, on_step: Step 
 
 def finish_publish(stage_dir: Path, warehouse: Path) -> None:
     """After the commit point: the stable `parquet` link and the staging folder's removal."""
-    parquet_link = warehouse / PARQUET_DIR
+    parquet_link, target = warehouse / PARQUET_DIR, f"{CURRENT_LINK}/{PARQUET_DIR}"
     if parquet_link.is_dir() and not parquet_link.is_symlink():
         shutil.rmtree(parquet_link)  # a warehouse from before versioned publishing
-    if not parquet_link.is_symlink():
-        _swap_symlink(parquet_link, f"{CURRENT_LINK}/{PARQUET_DIR}")
+    if not parquet_link.is_symlink() or os.readlink(parquet_link) != target:
+        _swap_symlink(parquet_link, target)  # also re-points a link planted elsewhere
     shutil.rmtree(stage_dir, ignore_errors=True)
 
 
@@ -368,8 +369,10 @@ def clean_leftovers(warehouse: Path, keep_versions: int = 2) -> list[Path]:
             _remove(leftover)
             removed.append(leftover)
     versions = warehouse / VERSIONS_DIR
+    if versions.is_symlink():
+        raise UnsafePathError(f"refusing to publish into {versions}: it is a symlink")
     current = current_version(warehouse)
-    if current is not None and versions.is_dir() and not versions.is_symlink():
+    if current is not None and versions.is_dir():
         old = sorted(p for p in versions.iterdir() if p.name != current.name)
         for stale in old[: max(len(old) - (keep_versions - 1), 0)]:
             _remove(stale)
