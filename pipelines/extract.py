@@ -191,11 +191,6 @@ def list_seeds(seeds: Path) -> Listing:
     return Listing(sorted(refs, key=lambda r: r.name), skipped)
 
 
-def discover_files(seeds: Path) -> list[FileRef]:
-    """The page files of `seeds` (see `list_seeds`), in code point order of name."""
-    return list_seeds(seeds).files
-
-
 def _rejected(name: str, path: Path, info: os.stat_result, code: str, message: str) -> FileRef:
     return FileRef(name, path, info.st_size, info.st_mtime_ns, Rejection(code, message))
 

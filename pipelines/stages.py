@@ -308,7 +308,7 @@ def transform(
         tables=tables,
         state=state,
         files_read=len(extracted.files),
-        files_parsed=len(to_parse),
+        files_parsed=sum(f.ref.rejection is None for f in to_parse),  # read, not refused
         files_reused=len(reused),
         files_deleted=len(extracted.deleted),
         rejected_paths={

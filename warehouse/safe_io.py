@@ -43,13 +43,6 @@ def restrict_umask() -> int:
     return mask
 
 
-def current_umask() -> int:
-    """The process umask (read by setting it and putting it back)."""
-    mask = os.umask(SAFE_UMASK)
-    os.umask(mask)
-    return mask
-
-
 def open_exclusive_file(path: Path, flags: int, mode: int = 0o644) -> int:
     """os.open a file written in place, refusing a symlink, hard link or non-regular file.
 
