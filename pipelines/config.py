@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,18 @@ LIBRARY_ENV_DEFAULTS = {
 }
 
 
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_UNITS |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def limit_bytes(text: str) -> int:
+    """A memory limit such as `512MB` or `2GiB` in bytes (ValueError if it isn't one)."""
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", text)
+    if match is None or match.group(2).upper() not in _UNITS:
+        raise ValueError(f"not a memory size: {text!r} (write e.g. 512MB or 2GB)")
+    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+
+
 class ConfigError(Exception):
     """A setting has a value that cannot be used."""
 
@@ -41,6 +54,7 @@ class Settings:
     wait_seconds: float = 0.0  # how long to wait for another run's writer lock
     workers: int = 1  # processes parsing file batches
     batch_files: int = 500  # files per parse batch (bounds memory)
+    memory_limit: str = "512MB"  # DuckDB's limit while building tables; it spills beyond it
     runner: str = "pool"  # pool: a process pool inside the transform task; else parse tasks
     fault: str | None = None  # testing hook: "<point>=kill" or "<point>=sleep:<seconds>"
 
@@ -106,8 +120,15 @@ def resolve_settings(
     workers = _positive_int(pick(options.pop("workers", None), "WORKERS", "0"), "workers", 0)
     if workers == 0:
         workers = default_workers()
+    memory_limit = pick(options.pop("memory_limit", None), "MEMORY_LIMIT", "512MB")
+    try:
+        if limit_bytes(memory_limit) < 16 * 2**20:
+            raise ConfigError(f"the memory limit must be at least 16MB, not {memory_limit}")
+    except ValueError as exc:
+        raise ConfigError(f"{ENV_PREFIX}MEMORY_LIMIT: {exc}") from None
     return Settings(
         seeds=Path(pick(seeds, "SEEDS", "seeds")),
+        memory_limit=memory_limit,
         warehouse=Path(pick(warehouse, "WAREHOUSE", "warehouse")),
         max_file_bytes=max_bytes,
         strict=strict_value,

@@ -72,9 +72,12 @@ def extract_task(settings: Settings) -> stages.Extracted:
 
 
 @task(name="parse_batch", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 4])
-def parse_batch_task(refs: list[PlannedFile], max_bytes: int) -> stages.BatchResult:
-    """Read, hash and parse one batch of changed files (fans out over the task runner)."""
-    return stages.parse_batch(refs, max_bytes)
+def parse_batch_task(
+    refs: list[PlannedFile], max_bytes: int, batch_dir: Path, number: int
+) -> stages.BatchResult:
+    """Read, hash and parse one batch of changed files into the staging folder (fans out over
+    the task runner; a Dask worker writes to the same, shared staging folder)."""
+    return stages.parse_batch(refs, max_bytes, batch_dir, number)
 
 
 @task(name="transform", cache_policy=NO_CACHE)
@@ -117,15 +120,16 @@ def parse_batches(extracted: stages.Extracted, settings: Settings) -> list[list[
 
 
 def parse_task_batches(
-    extracted: stages.Extracted, settings: Settings, progress: Progress | None
+    extracted: stages.Extracted, settings: Settings, run_id: str, progress: Progress | None
 ) -> list[stages.BatchResult] | None:
     """Fan the changed files out as parse_batch tasks over the flow's task runner (None for
     the `pool` runner: the transform task parses over its own process pool)."""
     if settings.runner == "pool":
         return None
+    batch_dir = (stages.stage_dir_for(settings, run_id) / "batches").absolute()
     futures = [
-        parse_batch_task.submit(refs, settings.max_file_bytes)
-        for refs in parse_batches(extracted, settings)
+        parse_batch_task.submit(refs, settings.max_file_bytes, batch_dir, number)
+        for number, refs in enumerate(parse_batches(extracted, settings))
     ]
     batches = []
     for future in futures:  # in file order; the runner finishes them in any order
@@ -158,7 +162,7 @@ def run_pipeline(settings: Settings, progress: Progress | None = None) -> RunSum
     def on_validated(
         record: dict[str, object], transformed: stages.Transformed, report: ValidationReport
     ) -> None:
-        rejected = transformed.tables["rejected_files"].to_dicts()
+        rejected = transformed.rejected_files.to_dicts()
         publish_artifact(record, rejected, transformed.row_counts, report)
 
     outcome = stages.run_sequence(settings, FLOW_STEPS, progress, on_validated)
@@ -166,7 +170,7 @@ def run_pipeline(settings: Settings, progress: Progress | None = None) -> RunSum
     return RunSummary(
         run_id=outcome.run_id,
         record=outcome.record,
-        rejected=transformed.tables["rejected_files"].to_dicts(),
+        rejected=transformed.rejected_files.to_dicts(),
         row_counts=transformed.row_counts,
         validation=report,
         duckdb_path=outcome.loaded.duckdb_path,

@@ -1,7 +1,12 @@
-"""Parsing files in batches, optionally over worker processes.
+"""Parsing files in batches, optionally over worker processes; each batch goes to disk.
 
 Kept apart from `stages` so that worker processes import only the parser and polars, not
 Great Expectations or Prefect (spawned workers import this module afresh).
+
+A batch writes its per-page rows to three small Parquet files in the run's staging folder and
+returns only the per-file outcomes (name, hash, rejection): rows never travel back through the
+parent process, a Prefect task result or a Dask worker's memory. Those files are the input of
+the DuckDB build (`pipelines.build`), and, merged with the reused rows, the next run's cache.
 """
 
 from __future__ import annotations
@@ -10,22 +15,36 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
+from pathlib import Path
+
+import polars as pl
 
 from pipelines.config import Settings
 from pipelines.extract import FileOutcome, PlannedFile, read_and_parse
-from transforms.tables import StagedPages, stage_pages
+from transforms.tables import stage_pages
+
+#: The three kinds of staged rows, each one Parquet file per batch: `<number>.<kind>.parquet`.
+BATCH_KINDS = ("page_authors", "page_links", "variants")
 
 
 @dataclass
 class BatchResult:
-    """One parsed batch: staged rows, per-file outcome (sha, rejection) in file order."""
+    """One parsed batch: its number and each file's outcome (hash, rejection) in file order."""
 
-    staged: StagedPages
+    number: int
     outcomes: list[FileOutcome]
 
 
-def parse_batch(files: list[PlannedFile], max_bytes: int) -> BatchResult:
-    """Read, hash and parse a batch of files; stage the good pages (runs in a worker process)."""
+def batch_path(batch_dir: Path, number: int, kind: str) -> Path:
+    """Where batch `number` writes its rows of `kind`."""
+    return batch_dir / f"{number:06d}.{kind}.parquet"
+
+
+def parse_batch(
+    files: list[PlannedFile], max_bytes: int, batch_dir: Path, number: int
+) -> BatchResult:
+    """Read, hash and parse a batch of files; write its rows to `batch_dir` (runs in a worker
+    process, a Prefect task or on a Dask worker that shares the staging folder)."""
     pages = []
     outcomes: list[FileOutcome] = []
     for planned in files:
@@ -34,21 +53,48 @@ def parse_batch(files: list[PlannedFile], max_bytes: int) -> BatchResult:
         if result.page is not None:
             pages.append((ref.name, result.page))
         outcomes.append(FileOutcome(ref.name, result.sha256, result.rejection))
-    return BatchResult(stage_pages(pages), outcomes)
+    staged = stage_pages(pages)
+    sha = pl.DataFrame(
+        {"file_name": [o.name for o in outcomes], "sha256": [o.sha256 for o in outcomes]},
+        schema={"file_name": pl.String(), "sha256": pl.String()},
+    )
+    batch_dir.mkdir(parents=True, exist_ok=True)
+    frames = {
+        "page_authors": staged.page_authors.join(sha, on="file_name", how="left"),
+        "page_links": staged.page_links.join(sha, on="file_name", how="left"),
+        "variants": staged.variants,
+    }
+    for kind, frame in frames.items():
+        # Written under a temporary name and renamed: a batch retried after a crash never
+        # leaves a torn file where the build would read it.
+        path = batch_path(batch_dir, number, kind)
+        tmp = path.with_name(f".{path.name}.tmp")
+        frame.write_parquet(tmp, compression="zstd", compression_level=1, statistics=False)
+        tmp.replace(path)
+    return BatchResult(number, outcomes)
 
 
-def parse_files(refs: list[PlannedFile], settings: Settings) -> Iterator[BatchResult]:
+def parse_files(
+    refs: list[PlannedFile], settings: Settings, batch_dir: Path
+) -> Iterator[BatchResult]:
     """Parse files in batches of `batch_files`, over `workers` processes when worth it."""
     size = max(settings.batch_files, 1)
     batches = [refs[i : i + size] for i in range(0, len(refs), size)]
+    numbers = list(range(len(batches)))
     if settings.workers <= 1 or len(batches) <= 1:
-        for batch in batches:
-            yield parse_batch(batch, settings.max_file_bytes)
+        for number, batch in zip(numbers, batches, strict=True):
+            yield parse_batch(batch, settings.max_file_bytes, batch_dir, number)
         return
     # spawn, not fork: the parent may run Prefect's threads and event loop.
     with ProcessPoolExecutor(settings.workers, mp_context=get_context("spawn")) as pool:
         try:
-            yield from pool.map(parse_batch, batches, [settings.max_file_bytes] * len(batches))
+            yield from pool.map(
+                parse_batch,
+                batches,
+                [settings.max_file_bytes] * len(batches),
+                [batch_dir] * len(batches),
+                numbers,
+            )
         except BaseException:  # interrupted: don't wait for the queued batches
             pool.shutdown(wait=False, cancel_futures=True)
             raise

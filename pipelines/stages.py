@@ -21,8 +21,10 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from expectations.validate import ValidationFailed, ValidationReport, validate_tables
+from pipelines.build import BuildLimits, CacheInputs, build_tables, rows_not_in
 from pipelines.config import Settings
 from pipelines.extract import (
     AFRESH_CODES,
@@ -37,11 +39,14 @@ from pipelines.extract import (
 )
 from pipelines.fingerprint import BuildKeys, build_keys, software_version
 from pipelines.parsing import BatchResult, parse_batch, parse_files
-from transforms.schema import CORE_TABLES, MANIFEST, REJECTED_FILES, RUNS, TABLES_BY_NAME
-from transforms.tables import StagedPages, build_tables, to_arrow
+from transforms.schema import CORE_TABLES, REJECTED_FILES, RUNS, TABLES_BY_NAME, Table
+from transforms.tables import to_arrow
 from warehouse.folder import check_warehouse, owner_note
 from warehouse.lock import LOCK_FILE, writer_lock
 from warehouse.publish import (
+    DUCKDB_FILE,
+    PARQUET_DIR,
+    VERSIONS_DIR,
     NoSpaceLeft,
     WarehouseUnusable,
     check_outputs,
@@ -49,13 +54,14 @@ from warehouse.publish import (
     current_version,
     deny_world_write,
     finish_publish,
+    finish_staged,
     make_dir,
     publish_staged,
     published_run_id,
     recover_current,
     restage_current,
-    stage_warehouse,
     sync_quarantine,
+    write_parquet,
 )
 from warehouse.state import BUILD_SCHEMA, RunState, append_run_log, read_run_log, read_state
 
@@ -187,7 +193,7 @@ def extract(settings: Settings) -> Extracted:
     # A file's records can be reused only if the cache really holds them (or it was rejected).
     cached = pl.concat(
         [
-            previous.page_authors.select("file_name", "sha256"),
+            previous.cached_keys(),
             previous.manifest.filter(pl.col("status") == REJECTED).select("file_name", "sha256"),
         ]
     )
@@ -207,12 +213,26 @@ def extract(settings: Settings) -> Extracted:
 # -- transform ----------------------------------------------------------------------------
 
 
+def stage_dir_for(settings: Settings, run_id: str) -> Path:
+    """The staging folder of one run (parse batches, the cache, tables, the DuckDB file)."""
+    return settings.staging_dir / run_id
+
+
 @dataclass
 class Transformed:
-    """The transform stage's output: the tables, the new run state, and what was done."""
+    """The transform stage's output: where the staged tables are, and what was done.
 
-    tables: dict[str, pl.DataFrame]
-    state: RunState
+    The core tables exist only as Parquet files (and in the staged DuckDB file) under
+    `stage_dir`; an unchanged run builds nothing and its tables are the published ones.
+    `manifest` and `rejected_files` are small per-file frames.
+    """
+
+    stage_dir: Path
+    manifest: pl.DataFrame
+    rejected_files: pl.DataFrame
+    counts: dict[str, int]
+    previous: RunState
+    build_keys: BuildKeys
     files_read: int
     files_parsed: int
     files_reused: int
@@ -220,25 +240,45 @@ class Transformed:
     rejected_paths: dict[str, Path] = field(default_factory=dict)
     files_skipped: int = 0
     keys_match: bool = False  # the published tables were built under this run's output key
+    unchanged: bool = False  # same inputs, code and settings as the intact published version
     warnings: list[str] = field(default_factory=list)
 
     @property
     def row_counts(self) -> dict[str, int]:
         """Rows per data table."""
-        names = ("authors", "papers", "authorship", "rejected_files")
-        return {name: self.tables[name].height for name in names}
+        return {**self.counts, "rejected_files": self.rejected_files.height}
 
     @property
     def files_rejected(self) -> int:
         """Files rejected in this run (new or unchanged)."""
-        return self.tables["rejected_files"].height
+        return self.rejected_files.height
+
+    def table_path(self, name: str) -> Path:
+        """The Parquet file of a core table: staged, or the published one if unchanged."""
+        warehouse = self.stage_dir.parent.parent
+        if self.unchanged:
+            version = current_version(warehouse)
+            assert version is not None  # an unchanged run has a published version
+            return version / PARQUET_DIR / f"{name}.parquet"
+        staged = self.stage_dir / "version" / PARQUET_DIR / f"{name}.parquet"
+        published = warehouse / VERSIONS_DIR / self.stage_dir.name / PARQUET_DIR / staged.name
+        return published if not staged.exists() and published.exists() else staged
+
+    @property
+    def tables(self) -> dict[str, pl.DataFrame]:
+        """Every data table read whole into frames (for small corpora: tests, reports)."""
+        frames = {t.name: pl.read_parquet(self.table_path(t.name)) for t in CORE_TABLES}
+        return {**frames, "rejected_files": self.rejected_files, "manifest": self.manifest}
+
+    def replace_table(self, name: str, frame: pl.DataFrame) -> None:
+        """Overwrite a staged core table's Parquet file (tests: corrupt a table on purpose)."""
+        assert not self.unchanged
+        to_arrow_file(frame, TABLES_BY_NAME[name], self.table_path(name))
 
 
-def _cached_rows(previous: RunState, keys: pl.DataFrame) -> StagedPages:
-    """The previous run's rows for the (file_name, sha256) pairs in `keys`."""
-    authors = previous.page_authors.join(keys, on=["file_name", "sha256"], how="semi")
-    links = previous.page_links.join(keys, on=["file_name", "sha256"], how="semi")
-    return StagedPages(authors.drop("sha256"), links.drop("sha256"), previous.variants)
+def to_arrow_file(frame: pl.DataFrame, table: Table, path: Path) -> None:
+    """Write a frame as one declared table's Parquet file."""
+    write_parquet({table.name: to_arrow(frame, table)}, path.parent)
 
 
 def transform(
@@ -248,20 +288,22 @@ def transform(
     batches: Iterable[BatchResult] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Transformed:
-    """Parse what changed, reuse what didn't, and build the de-duplicated tables.
+    """Parse what changed, reuse what didn't, and build the de-duplicated tables (DuckDB).
 
-    `batches`: the changed files already parsed elsewhere (the flow fans parsing out over its
-    task runner); without it they are parsed here, and `progress` hears of each parsed batch.
+    `batches`: the changed files already parsed elsewhere into this run's staging folder (the
+    flow fans parsing out over its task runner); without it they are parsed here, and
+    `progress` hears of each parsed batch. Nothing is built when the run would publish
+    exactly what is published (see `carry_over`).
     """
     now = datetime.now(UTC)
     previous = extracted.previous
+    stage_dir = make_dir(stage_dir_for(settings, run_id))
+    batch_dir = stage_dir / "batches"
     reused = [f for f in extracted.files if f.reuse]
     to_parse = [f for f in extracted.files if not f.reuse]
-    parsed: list[StagedPages] = []
     outcome: dict[str, FileOutcome] = {}
-    results = parse_files(to_parse, settings) if batches is None else batches
+    results = parse_files(to_parse, settings, batch_dir) if batches is None else batches
     for number, batch in enumerate(results):
-        parsed.append(batch.staged)
         outcome.update((o.name, o) for o in batch.outcomes)
         if number == 0:
             fault_point(settings, "transform:parsing")
@@ -273,40 +315,20 @@ def transform(
         code = prev["reason_code"]
         rejection = Rejection(code, prev["message"], prev["line"]) if code else None
         outcome[f.ref.name] = FileOutcome(f.ref.name, f.sha256, rejection)
-    reused_keys = pl.DataFrame(
-        {"file_name": [f.ref.name for f in reused], "sha256": [f.sha256 for f in reused]},
-        schema={"file_name": pl.String(), "sha256": pl.String()},
-    )
-    staged = StagedPages.concat([_cached_rows(previous, reused_keys), *parsed])
-    staged = StagedPages(
-        staged.page_authors,
-        staged.page_links,
-        staged.variants.join(
-            staged.page_links.select("variant_id").unique(), on="variant_id", how="semi"
-        ),
-    )
-    tables = build_tables(staged)
     manifest = _manifest(extracted, outcome, prev_manifest, run_id, now)
-    tables["rejected_files"] = (
-        manifest.filter(pl.col("status") == REJECTED)
-        .with_columns(quarantined=~pl.col("reason_code").is_in(list(NOT_COPIED_CODES)))
-        .select(REJECTED_FILES.column_names)
-        .sort("file_name")
-    )
-    tables["manifest"] = manifest.select(MANIFEST.column_names)
-    sha = manifest.select("file_name", "sha256")
-    state = RunState(
-        manifest=manifest,
-        page_authors=staged.page_authors.join(sha, on="file_name", how="left"),
-        page_links=staged.page_links.join(sha, on="file_name", how="left"),
-        variants=staged.variants,
-        runs=previous.runs,
-        build=pl.DataFrame([_build_row(extracted.keys)], schema=BUILD_SCHEMA),
-    )
     refs = {f.ref.name: f.ref for f in extracted.files}
-    return Transformed(
-        tables=tables,
-        state=state,
+    transformed = Transformed(
+        stage_dir=stage_dir,
+        manifest=manifest,
+        rejected_files=(
+            manifest.filter(pl.col("status") == REJECTED)
+            .with_columns(quarantined=~pl.col("reason_code").is_in(list(NOT_COPIED_CODES)))
+            .select(REJECTED_FILES.column_names)
+            .sort("file_name")
+        ),
+        counts={},
+        previous=previous,
+        build_keys=extracted.keys,
         files_read=len(extracted.files),
         files_parsed=sum(f.ref.rejection is None for f in to_parse),  # read, not refused
         files_reused=len(reused),
@@ -319,6 +341,35 @@ def transform(
         files_skipped=extracted.skipped,
         keys_match=previous.build_key("output_key") == extracted.keys.output_key,
     )
+    transformed.unchanged = carry_over(transformed, settings)
+    if transformed.unchanged:
+        transformed.counts = _published_counts(transformed)
+    else:
+        inputs = CacheInputs(batch_dir, previous.cache_dir, _reused_keys(reused))
+        try:
+            transformed.counts = build_tables(stage_dir, inputs, _limits(settings))
+        except OSError as exc:
+            shutil.rmtree(stage_dir, ignore_errors=True)  # give the space back
+            raise _staging_error(exc, settings.warehouse) from None
+    shutil.rmtree(batch_dir, ignore_errors=True)  # merged into the staged cache
+    return transformed
+
+
+def _limits(settings: Settings) -> BuildLimits:
+    return BuildLimits(memory_limit=settings.memory_limit, threads=settings.workers)
+
+
+def _reused_keys(reused: list[PlannedFile]) -> pa.Table:
+    """(file_name, sha256) of the files whose cached rows are reused, as an Arrow table."""
+    return pa.table(
+        {"file_name": [f.ref.name for f in reused], "sha256": [f.sha256 for f in reused]},
+        schema=pa.schema([("file_name", pa.string()), ("sha256", pa.string())]),
+    )
+
+
+def _published_counts(transformed: Transformed) -> dict[str, int]:
+    """Row counts of the published core tables, from their Parquet footers."""
+    return {t.name: pq.read_metadata(transformed.table_path(t.name)).num_rows for t in CORE_TABLES}
 
 
 def _build_row(keys: BuildKeys) -> dict[str, str]:
@@ -366,9 +417,31 @@ def _manifest(
 
 
 def validate(transformed: Transformed, settings: Settings) -> ValidationReport:
-    """Run the suites on the core tables and build Data Docs (raises nothing)."""
-    frames = {t.name: transformed.tables[t.name] for t in CORE_TABLES}
-    return validate_tables(frames, settings.data_docs_dir)
+    """Run the suites on the core tables and build Data Docs (raises nothing).
+
+    When the published tables passed under the same suites and code (`keys_match`), the
+    row-level expectations see only the rows that are new or changed since then; the
+    set-level ones (keys, uniqueness, relationships) always see whole tables.
+    """
+    tables = {t.name: transformed.table_path(t.name) for t in CORE_TABLES}
+    changed = changed_rows(transformed, settings) if transformed.keys_match else None
+    return validate_tables(tables, settings.data_docs_dir, changed=changed)
+
+
+def changed_rows(transformed: Transformed, settings: Settings) -> dict[str, Path] | None:
+    """Per core table, a Parquet file of its rows not in the published version (None when
+    nothing trustworthy is published)."""
+    published = current_version(settings.warehouse)
+    if published is None or check_outputs(settings.warehouse) is not None:
+        return None
+    out = make_dir(transformed.stage_dir / "changed")
+    old = {t.name: published / PARQUET_DIR / f"{t.name}.parquet" for t in CORE_TABLES}
+    new = {t.name: transformed.table_path(t.name) for t in CORE_TABLES}
+    try:
+        return rows_not_in(new, old, out, _limits(settings))
+    except OSError as exc:
+        shutil.rmtree(transformed.stage_dir, ignore_errors=True)  # give the space back
+        raise _staging_error(exc, settings.warehouse) from None
 
 
 # -- load ---------------------------------------------------------------------------------
@@ -427,7 +500,7 @@ def runs_table(
     )
 
 
-def is_unchanged(transformed: Transformed, settings: Settings) -> bool:
+def carry_over(transformed: Transformed, settings: Settings) -> bool:
     """True when this run would publish exactly what is published: nothing parsed or deleted,
     no full refresh, the published tables were built under this run's output key (code,
     suites, views, settings), and the published files are untouched since they were written.
@@ -439,7 +512,7 @@ def is_unchanged(transformed: Transformed, settings: Settings) -> bool:
         return False
     if not transformed.keys_match:
         return False
-    published = transformed.state.runs.filter(pl.col("status") != "validation_failed")
+    published = transformed.previous.runs.filter(pl.col("status") != "validation_failed")
     current = current_version(settings.warehouse)
     if published.is_empty() or current is None:
         return False
@@ -457,7 +530,7 @@ def is_unchanged(transformed: Transformed, settings: Settings) -> bool:
 
 def carried_over_report(transformed: Transformed, settings: Settings) -> ValidationReport:
     """An unchanged run re-publishes tables that already passed: their report carries over."""
-    last = transformed.state.runs.filter(pl.col("status") != "validation_failed").sort("run_id")
+    last = transformed.previous.runs.filter(pl.col("status") != "validation_failed").sort("run_id")
     index = settings.data_docs_dir / "index.html"
     evaluated = int(last["expectations_evaluated"][-1])
     return ValidationReport(evaluated, [], index if index.exists() else None, carried_over=True)
@@ -477,14 +550,16 @@ def load(
     record: dict[str, object],
     unchanged: bool = False,
 ) -> Loaded:
-    """Stage Parquet + DuckDB, publish them atomically, and keep rejected files quarantined.
+    """Finish the staged DuckDB file and Parquet, publish them atomically, and keep rejected
+    files quarantined.
 
-    An unchanged run re-stages the published version with only `manifest` and `runs` replaced.
-    Safe to retry: a retry after the commit point (the `current` swap) publishes nothing
-    twice; one before it stages afresh. Steps after the commit point only warn.
+    An unchanged run re-stages the published version with only `manifest`, `runs` and
+    `rejected_files` replaced. Safe to retry: every staging step can run twice, a retry after
+    the version or the DuckDB file moved finishes the publish, and one after the commit point
+    (the `current` swap) publishes nothing twice. Steps after the commit point only warn.
     """
     run_id = str(record["run_id"])
-    stage_dir = settings.staging_dir / run_id
+    stage_dir = transformed.stage_dir
     current = current_version(settings.warehouse)
     if current is None or current.name != run_id:
         try:
@@ -518,22 +593,32 @@ def _stage(
     unchanged: bool,
     stage_dir: Path,
 ) -> None:
-    """Write this run's tables, state and DuckDB file into a fresh staging folder."""
-    for leftover in (stage_dir, settings.warehouse / "versions" / str(record["run_id"])):
-        shutil.rmtree(leftover, ignore_errors=True)  # a retried load starts afresh
-    runs = runs_table(transformed.state.runs, read_run_log(settings.warehouse), record)
-    tables = {**transformed.tables, "runs": runs}
-    state_frames = {**transformed.state.frames(), "runs": runs}
-    # An unchanged run rewrites only these two; every other table is carried over as is.
-    names = ("manifest", "runs") if unchanged else tuple(tables)
-    arrow: dict[str, pa.Table] = {n: to_arrow(tables[n], TABLES_BY_NAME[n]) for n in names}
-    state_names = ("manifest", "runs") if unchanged else tuple(state_frames)
-    state = {n: state_frames[n].to_arrow() for n in state_names}
-    state["runs"] = arrow["runs"]
+    """Add this run's small tables, state and views to the staged version and DuckDB file."""
+    runs = runs_table(transformed.previous.runs, read_run_log(settings.warehouse), record)
+    small = {
+        "rejected_files": transformed.rejected_files,
+        "manifest": transformed.manifest,
+        "runs": runs,
+    }
+    arrow: dict[str, pa.Table] = {n: to_arrow(f, TABLES_BY_NAME[n]) for n, f in small.items()}
+    build = pl.DataFrame([_build_row(transformed.build_keys)], schema=BUILD_SCHEMA)
+    state = {
+        "manifest": transformed.manifest.to_arrow(),
+        "runs": arrow["runs"],
+        "build": build.to_arrow(),
+    }
+    version = stage_dir / "version"
     if unchanged:
+        published = settings.warehouse / "versions" / str(record["run_id"])
+        for leftover in (version, stage_dir / DUCKDB_FILE, published):
+            if leftover.is_dir():
+                shutil.rmtree(leftover)  # a retried load starts afresh
+            else:
+                leftover.unlink(missing_ok=True)
         restage_current(settings.warehouse, stage_dir, arrow, state)
-    else:
-        stage_warehouse(arrow, state, stage_dir)
+    elif (stage_dir / DUCKDB_FILE).exists():
+        # Else a retry after the DuckDB file moved: it was finished before it moved.
+        finish_staged(stage_dir, arrow, state, _limits(settings).memory_limit)
 
 
 def _staging_error(exc: OSError, warehouse: Path) -> Exception:
@@ -560,8 +645,8 @@ class Steps:
 
     extract: Callable[[Settings], Extracted] = extract
     parse: Callable[
-        [Extracted, Settings, Callable[[int], None] | None], list[BatchResult] | None
-    ] = lambda _e, _s, _p: None
+        [Extracted, Settings, str, Callable[[int], None] | None], list[BatchResult] | None
+    ] = lambda _e, _s, _r, _p: None
     transform: Callable[..., Transformed] = transform
     validate: Callable[[Transformed, Settings], ValidationReport] = validate
     load: Callable[[Transformed, Settings, dict[str, object], bool], Loaded] = load
@@ -601,10 +686,10 @@ def run_sequence(
     check_seeds(settings.seeds)
     with exclusive_run(settings) as warnings:
         extracted = steps.extract(settings)
-        batches = steps.parse(extracted, settings, progress)
+        batches = steps.parse(extracted, settings, run_id, progress)
         transformed = steps.transform(extracted, settings, run_id, batches, progress)
         transformed.warnings[:0] = warnings
-        unchanged = is_unchanged(transformed, settings)
+        unchanged = transformed.unchanged
         if unchanged:  # same inputs, same code and settings: the published tables passed
             report = carried_over_report(transformed, settings)
         else:
@@ -614,6 +699,7 @@ def run_sequence(
             on_validated(record, transformed, report)
         if not report.success:
             record_failed_run(settings, record)
+            shutil.rmtree(transformed.stage_dir, ignore_errors=True)  # nothing is published
             raise ValidationFailed(report)
         loaded = steps.load(transformed, settings, record, unchanged)
     return Outcome(run_id, record, transformed, report, loaded)

@@ -172,7 +172,7 @@ def test_a_retried_load_before_the_commit_point_stages_afresh(settings: Settings
         leftover = settings.warehouse / "versions" / run_id
         leftover.mkdir(parents=True)
         (leftover / "partial").write_text("half a version")
-        (settings.staging_dir / run_id).mkdir(parents=True)
+        (settings.staging_dir / run_id).mkdir(parents=True, exist_ok=True)
         stages.load(transformed, settings, record)
     assert (settings.warehouse / "current").resolve().name == run_id
     assert not (settings.warehouse / "versions" / run_id / "partial").exists()

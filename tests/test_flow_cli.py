@@ -100,10 +100,11 @@ def test_failed_validation_publishes_nothing(
 
     def corrupted(*args, **kwargs):  # type: ignore[no-untyped-def]
         out = real_transform(*args, **kwargs)
-        authorship = out.tables["authorship"]
+        tables = out.tables
+        authorship = tables["authorship"]
         dangling = authorship.head(1).with_columns(paper_id=pl.lit("0000000000000000"))
-        out.tables["authorship"] = pl.concat([authorship, dangling])
-        out.tables["authors"] = pl.concat([out.tables["authors"], out.tables["authors"].head(1)])
+        out.replace_table("authorship", pl.concat([authorship, dangling]))
+        out.replace_table("authors", pl.concat([tables["authors"], tables["authors"].head(1)]))
         return out
 
     monkeypatch.setattr(stages, "transform", corrupted)
@@ -129,7 +130,7 @@ def test_flow_raises_validation_failed_directly(
 
     def empty_title(*args, **kwargs):  # type: ignore[no-untyped-def]
         out = real_transform(*args, **kwargs)
-        out.tables["papers"] = out.tables["papers"].with_columns(title=pl.lit(""))
+        out.replace_table("papers", out.tables["papers"].with_columns(title=pl.lit("")))
         return out
 
     monkeypatch.setattr(stages, "transform", empty_title)

@@ -5,6 +5,7 @@ These run the stages in-process (no Prefect) against real warehouse folders and 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from pathlib import Path
@@ -183,9 +184,13 @@ def test_failed_run_is_recorded_in_runs(
 
     run_stages(settings)
     run_id, started = stages.new_run_id(), datetime.now(UTC)
-    transformed = stages.transform(stages.extract(settings), settings, run_id)
-    transformed.tables["papers"] = transformed.tables["papers"].with_columns(title=pl.lit(" x"))
-    report = stages.validate(transformed, settings)
+    # A full refresh: with unchanged inputs the run would carry the published tables over.
+    refresh = dataclasses.replace(settings, full_refresh=True)
+    transformed = stages.transform(stages.extract(refresh), refresh, run_id)
+    transformed.replace_table(
+        "papers", transformed.tables["papers"].with_columns(title=pl.lit(" x"))
+    )
+    report = stages.validate(transformed, refresh)
     assert not report.success
     stages.record_failed_run(
         settings, stages.run_record(run_id, started, transformed, report, settings)

@@ -141,48 +141,52 @@ def write_parquet(
     return paths
 
 
-def build_duckdb(db_path: Path, tables: Mapping[str, pa.Table]) -> None:
-    """Create a new DuckDB file with every declared table, its keys, comments and rows."""
-    if db_path.exists():
-        db_path.unlink()
-    config = {"storage_compatibility_version": STORAGE_COMPATIBILITY}
-    con = duckdb.connect(str(db_path), config=config)
-    try:
-        con.execute("BEGIN")
-        for table in ALL_TABLES:
-            for statement in table_ddl(table):
-                con.execute(statement)
-            data = tables[table.name].cast(table.arrow_schema)
-            con.register("incoming", data)
-            con.execute(f"INSERT INTO {table.name} SELECT * FROM incoming")
-            con.unregister("incoming")
-        create_views(con)
-        con.execute("COMMIT")
-        con.execute("CHECKPOINT")
-    finally:
-        con.close()
-    no_world_write(db_path)
-
-
 @contextmanager
 def os_errors() -> Iterator[None]:
     """DuckDB's I/O errors as OSError (a full disk as ENOSPC), so callers handle one kind."""
     try:
         yield
-    except duckdb.IOException as exc:
-        full = "no space left" in str(exc).lower()
+    except duckdb.Error as exc:
+        # A write that fails at commit arrives as a TransactionException, not an IOException.
+        text = str(exc).lower()
+        full = "no space left" in text
+        if not (full or isinstance(exc, duckdb.IOException) or "could not write" in text):
+            raise
         raise OSError(errno.ENOSPC if full else errno.EIO, str(exc)) from None
 
 
-def stage_warehouse(
-    tables: Mapping[str, pa.Table], state: Mapping[str, pa.Table], stage_dir: Path
+SMALL_TABLES = ("rejected_files", "manifest", "runs")
+
+
+def finish_staged(
+    stage_dir: Path,
+    tables: Mapping[str, pa.Table],
+    state: Mapping[str, pa.Table],
+    memory_limit: str = "512MB",
 ) -> Path:
-    """Write Parquet tables, run state and a complete DuckDB file into `stage_dir`."""
-    make_dir(stage_dir)
+    """Complete a staged version whose core tables are built: write the small tables
+    (rejected_files, manifest, runs) and the run state, add them and the views to the staged
+    DuckDB file, and record every output. Safe to run twice."""
     write_parquet(tables, stage_dir / "version" / PARQUET_DIR)
     write_parquet(state, stage_dir / "version" / STATE_DIR, declared=False)
-    with os_errors():
-        build_duckdb(stage_dir / DUCKDB_FILE, tables)
+    db_path = stage_dir / DUCKDB_FILE
+    config = {"memory_limit": memory_limit, "storage_compatibility_version": STORAGE_COMPATIBILITY}
+    with os_errors(), closing(duckdb.connect(str(db_path), config=config)) as con:
+        con.execute("BEGIN")
+        con.execute("DROP SCHEMA IF EXISTS analytics CASCADE")
+        for name in SMALL_TABLES:
+            table = TABLES_BY_NAME[name]
+            con.execute(f"DROP TABLE IF EXISTS {name}")
+            for statement in table_ddl(table):
+                con.execute(statement)
+            con.register("incoming", tables[name].cast(table.arrow_schema))
+            con.execute(f"INSERT INTO {name} SELECT * FROM incoming")
+            con.unregister("incoming")
+        create_views(con)
+        con.execute("COMMIT")
+        con.execute("CHECKPOINT")
+    no_world_write(db_path)
+    shutil.rmtree(stage_dir / "spill", ignore_errors=True)
     record_outputs(stage_dir)
     return stage_dir
 

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from transforms.schema import MANIFEST, RUNS
-from transforms.tables import PAGE_AUTHOR_SCHEMA, PAGE_LINK_SCHEMA, VARIANT_SCHEMA
 from warehouse.publish import (
     DUCKDB_FILE,
     STATE_DIR,
@@ -28,7 +29,6 @@ from warehouse.publish import (
 from warehouse.safe_io import open_exclusive_file
 
 RUN_LOG = "run_log.jsonl"
-CACHE_KEY = {"sha256": pl.String()}
 MANIFEST_STATE_SCHEMA: dict[str, pl.DataType] = {
     **MANIFEST.polars_schema,
     "reason_code": pl.String(),
@@ -41,23 +41,19 @@ BUILD_SCHEMA: dict[str, pl.DataType] = {"parse_key": pl.String(), "output_key": 
 
 @dataclass(frozen=True)
 class RunState:
-    """What the previous published run left: manifest, cached per-page rows, run history."""
+    """What the previous published run left: manifest, run history, the keys its cache was
+    built under, and where that cache is (Parquet files, read by DuckDB, never whole here)."""
 
     manifest: pl.DataFrame
-    page_authors: pl.DataFrame
-    page_links: pl.DataFrame
-    variants: pl.DataFrame
     runs: pl.DataFrame
     build: pl.DataFrame
+    cache_dir: Path | None = None  # holds page_authors/page_links/variants.parquet
 
     @staticmethod
     def empty() -> RunState:
         """The state of a warehouse that was never published."""
         return RunState(
             pl.DataFrame(schema=MANIFEST_STATE_SCHEMA),
-            pl.DataFrame(schema={**PAGE_AUTHOR_SCHEMA, **CACHE_KEY}),
-            pl.DataFrame(schema={**PAGE_LINK_SCHEMA, **CACHE_KEY}),
-            pl.DataFrame(schema=VARIANT_SCHEMA),
             pl.DataFrame(schema=RUNS.polars_schema),
             pl.DataFrame(schema=BUILD_SCHEMA),
         )
@@ -68,26 +64,23 @@ class RunState:
 
     def without_cache(self) -> RunState:
         """The same history (manifest, runs) with every cached row forgotten."""
-        empty = RunState.empty()
-        return RunState(
-            self.manifest,
-            empty.page_authors,
-            empty.page_links,
-            empty.variants,
-            self.runs,
-            empty.build,
+        return RunState(self.manifest, self.runs, RunState.empty().build, None)
+
+    def cached_keys(self) -> pl.DataFrame:
+        """(file_name, sha256) of every page the cache holds rows for (two columns only)."""
+        if self.cache_dir is None:
+            return pl.DataFrame(schema={"file_name": pl.String(), "sha256": pl.String()})
+        return (
+            pl.scan_parquet(self.cache_dir / "page_authors.parquet")
+            .select("file_name", "sha256")
+            .collect()
         )
 
-    def frames(self) -> dict[str, pl.DataFrame]:
-        """The state as named frames, for writing."""
-        return {
-            "manifest": self.manifest,
-            "page_authors": self.page_authors,
-            "page_links": self.page_links,
-            "variants": self.variants,
-            "runs": self.runs,
-            "build": self.build,
-        }
+
+#: The state files written with every version: the frames above, and the cache.
+HISTORY_FILES = ("manifest", "runs", "build")
+CACHE_FILES = ("page_authors", "page_links")
+VARIANTS_DIR = "variants"  # parts: variants/part-<id prefix>.parquet (pipelines.build)
 
 
 def read_state(warehouse: Path) -> RunState:
@@ -101,10 +94,19 @@ def read_state(warehouse: Path) -> RunState:
     version = current_version(warehouse)
     blank = RunState.empty()
     if version is None:
-        frames, damaged = blank.frames(), ["no published version (the `current` link is gone)"]
+        frames, damaged = (
+            {"manifest": blank.manifest, "runs": blank.runs, "build": blank.build},
+            ["no published version (the `current` link is gone)"],
+        )
     else:
-        frames, damaged = _read_frames(version / STATE_DIR, blank.frames())
-    state = RunState(**frames)
+        frames, damaged = _read_frames(version / STATE_DIR)
+        damaged += _check_cache(version / STATE_DIR)
+    state = RunState(
+        frames["manifest"],
+        frames["runs"],
+        frames["build"],
+        version / STATE_DIR if version else None,
+    )
     if not damaged:
         return state
     if not _published_anything(warehouse):
@@ -118,24 +120,36 @@ def read_state(warehouse: Path) -> RunState:
             f"the run history of {warehouse} cannot be read ({'; '.join(damaged)}; {exc}); "
             "restore the `current` link or move the warehouse aside to start a new history"
         ) from None
-    return RunState(
-        manifest, blank.page_authors, blank.page_links, blank.variants, runs, blank.build
-    )
+    return RunState(manifest, runs, blank.build, None)
 
 
-def _read_frames(
-    state_dir: Path, blanks: dict[str, pl.DataFrame]
-) -> tuple[dict[str, pl.DataFrame], list[str]]:
-    """Each state file as a frame (a blank one where it is missing or unreadable)."""
+def _read_frames(state_dir: Path) -> tuple[dict[str, pl.DataFrame], list[str]]:
+    """Manifest, runs and build keys as frames (a blank one where missing or unreadable)."""
+    blank = RunState.empty()
+    blanks = {"manifest": blank.manifest, "runs": blank.runs, "build": blank.build}
     frames, damaged = {}, []
-    for name, blank in blanks.items():
+    for name, empty in blanks.items():
         path = state_dir / f"{name}.parquet"
         try:
-            frames[name] = pl.read_parquet(path).cast(blank.schema)
+            frames[name] = pl.read_parquet(path).cast(empty.schema)
         except (OSError, pl.exceptions.PolarsError) as exc:
             damaged.append(f"{name}: {exc}")
-            frames[name] = blank
+            frames[name] = empty
     return frames, damaged
+
+
+def _check_cache(state_dir: Path) -> list[str]:
+    """What is wrong with the cache files (their footers are read, not their rows): the
+    per-page rows, and the variants folder of parts."""
+    paths = [state_dir / f"{name}.parquet" for name in CACHE_FILES]
+    parts = sorted((state_dir / VARIANTS_DIR).glob("part-*.parquet"))
+    damaged = [] if parts else [f"{VARIANTS_DIR}: no parts in {state_dir / VARIANTS_DIR}"]
+    for path in paths + parts:
+        try:
+            pq.read_metadata(path)
+        except (OSError, pa.ArrowException) as exc:
+            damaged.append(f"{path.name}: {exc}")
+    return damaged
 
 
 def _published_anything(warehouse: Path) -> bool:

@@ -123,9 +123,6 @@ def worker_stages(pages: Path, workdir: Path) -> Result:
     from pipelines import stages
     from pipelines.config import Settings, default_workers
     from pipelines.extract import hash_file
-    from transforms.schema import TABLES_BY_NAME
-    from transforms.tables import to_arrow
-    from warehouse.publish import write_parquet
 
     times: dict[str, float] = {"import": time.perf_counter() - t0}
     settings = Settings(seeds=pages, warehouse=workdir / "warehouse", workers=default_workers())
@@ -138,23 +135,15 @@ def worker_stages(pages: Path, workdir: Path) -> Result:
 
     run_id, started = stages.new_run_id(), datetime.now(UTC)
     extracted = timed("extract", stages.extract, settings)  # discover + hash (first run)
+    # Parse (worker processes), then DuckDB builds the tables and writes their Parquet.
     transformed = timed("transform", stages.transform, extracted, settings, run_id)
-    arrow = timed(
-        "write_parquet",
-        lambda: write_parquet(
-            {n: to_arrow(f, TABLES_BY_NAME[n]) for n, f in transformed.tables.items()},
-            workdir / "parquet-only",
-        ),
-    )
-    del arrow
     report = timed("validate", stages.validate, transformed, settings)
     record = stages.run_record(run_id, started, transformed, report, settings)
     timed("load", stages.load, transformed, settings, record)
     # Hashing alone (part of extract on a first run; later runs hash only changed files).
     timed("hash_only", lambda: [hash_file(f.ref.path) for f in extracted.files])
     counts = dict(transformed.row_counts)
-    counts["rejected_files"] = transformed.tables["rejected_files"].height
-    rejected = transformed.tables["rejected_files"].select("file_name", "reason_code").to_dicts()
+    rejected = transformed.rejected_files.select("file_name", "reason_code").to_dicts()
     return {
         "times": times,
         "counts": counts,
@@ -455,7 +444,7 @@ def derive(res: Result) -> Result:
             d[f"{peer}_mbps"] = mb / res[peer]["seconds"]
     if "stages" in res:
         t = res["stages"]["times"]
-        tp = t["transform"] + t["write_parquet"]
+        tp = t["transform"]  # parse, the DuckDB build and every table's Parquet
         d.update(transform_parquet_seconds=tp, transform_parquet_mbps=mb / tp)
     runs = res.get("runs")
     if runs and runs["full"]["beyond_startup"] > 0:
@@ -656,7 +645,7 @@ def print_report(report: Result) -> None:
     for peer in ("pandas", "polars"):
         row(f"{peer} peer, Parquet included (s)", lambda r, p=peer: r[p]["seconds"])
         row(f"{peer} peer peak RSS (MiB)", lambda r, p=peer: r[p]["tree_rss_mib"], "{:>12.0f}")
-    for stage in ("extract", "transform", "write_parquet", "validate", "load", "hash_only"):
+    for stage in ("extract", "transform", "validate", "load", "hash_only"):
         row(f"stage {stage} (s)", lambda r, s=stage: r["stages"]["times"][s])
     row("stages peak RSS, tree (MiB)", lambda r: r["stages"]["tree_rss_mib"], "{:>12.0f}")
     row("run full (s)", lambda r: r["runs"]["full"]["wall"])

@@ -1,0 +1,338 @@
+"""Build the tables out of core: DuckDB SQL over the staged batches and the reused cache rows.
+
+Memory is bounded by `memory_limit`, not by the corpus: no table is ever held whole in polars,
+pandas or Arrow. DuckDB reads the batches' Parquet files, spills to `temp_directory` when it
+must, writes the staged DuckDB file and the Parquet tables (`COPY`).
+
+Steps, in the staging folder of one run:
+1. the run's cache: the reused files' rows from the previous version's cache plus the rows of
+   every parsed batch, written as `version/state/{page_authors,page_links}.parquet` and
+   `version/state/variants/part-*.parquet` (each distinct paper text once);
+2. the core tables from that cache, first copy in file order winning (`arg_min`), inserted
+   in key order into the staged DuckDB file (keys, foreign keys, comments);
+3. each core table copied out to `version/parquet/<table>.parquet`, in key order.
+
+Wide rows (paper texts) are never sorted or de-duplicated all at once: when the texts are
+larger than a quarter of the memory limit, steps 1 and 2 run in parts by id prefix (ids are
+hex hashes, so parts are even), in key order. DuckDB's own spilling covers the rest.
+
+Paths are this run's own folders, quoted as SQL literals; no value from the data is ever
+pasted into SQL text.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines.config import limit_bytes
+from pipelines.parsing import BATCH_KINDS
+from transforms.schema import CORE_TABLES
+from warehouse.publish import (
+    DUCKDB_FILE,
+    PARQUET_DIR,
+    STATE_DIR,
+    STORAGE_COMPATIBILITY,
+    make_dir,
+    no_world_write,
+    os_errors,
+    sql_literal,
+    table_ddl,
+)
+
+#: Columns of the cached per-page rows (with the content hash they were parsed from).
+CACHE_COLUMNS: dict[str, dict[str, str]] = {
+    "page_authors": {
+        "file_name": "VARCHAR",
+        "author_id": "VARCHAR",
+        "display_name": "VARCHAR",
+        "name_raw": "VARCHAR",
+        "family_name": "VARCHAR",
+        "given_name": "VARCHAR",
+        "suffix": "VARCHAR",
+        "sha256": "VARCHAR",
+    },
+    "page_links": {
+        "file_name": "VARCHAR",
+        "position": "INTEGER",
+        "paper_id": "VARCHAR",
+        "variant_id": "VARCHAR",
+        "sha256": "VARCHAR",
+    },
+    "variants": {
+        "variant_id": "VARCHAR",
+        "paper_id": "VARCHAR",
+        "title": "VARCHAR",
+        "source": "VARCHAR",
+        "subject": "VARCHAR",
+        "abstract": "VARCHAR",
+    },
+}
+assert tuple(CACHE_COLUMNS) == BATCH_KINDS
+
+# First copy in file order wins (transforms.tables.build_tables says the same for frames).
+CORE_SELECTS: dict[str, str] = {
+    # The same author on several pages: prefer a copy whose name was split into parts, then
+    # the first file in file-name order.
+    "authors": """
+        SELECT author_id, r.display_name, r.name_raw, r.family_name, r.given_name, r.suffix
+        FROM (
+            SELECT author_id,
+                   arg_min({'display_name': display_name, 'name_raw': name_raw,
+                            'family_name': family_name, 'given_name': given_name,
+                            'suffix': suffix},
+                           (family_name IS NULL, file_name)) AS r
+            FROM cache.page_authors WHERE {part} GROUP BY author_id
+        )
+        ORDER BY author_id
+    """,
+    "papers": """
+        SELECT v.paper_id, v.title, v.source, v.subject, v.abstract
+        FROM (
+            SELECT paper_id, arg_min(variant_id, (file_name, position)) AS variant_id
+            FROM cache.page_links WHERE {part} GROUP BY paper_id
+        ) AS first
+        JOIN {variants} AS v ON v.variant_id = first.variant_id
+        ORDER BY v.paper_id
+    """,
+    "authorship": """
+        SELECT a.author_id, l.paper_id, min(l.file_name) AS source_file
+        FROM cache.page_links AS l JOIN cache.page_authors AS a USING (file_name)
+        WHERE {part}
+        GROUP BY a.author_id, l.paper_id
+        ORDER BY a.author_id, l.paper_id
+    """,
+}
+
+
+#: The key each core table is built in parts by (one part per id prefix, in key order).
+PART_KEYS = {"authors": "author_id", "papers": "paper_id", "authorship": "a.author_id"}
+HEX = "0123456789abcdef"
+#: Memory DuckDB takes to de-duplicate or sort rows, per byte of their uncompressed data.
+TEXT_EXPANSION = 2
+#: The variants cache is a folder of parts (`part-<id prefix>.parquet`).
+VARIANTS_DIR = "variants"
+
+
+def id_prefixes(data_bytes: int, limit: int) -> list[str]:
+    """Id prefixes to build in parts by, so that one part's texts fit in half the memory
+    limit: [""] (a single part), or all 16, 256 or 4096 hex prefixes."""
+    digits = 0
+    while digits < 3 and data_bytes > (limit // 2) * 16**digits:
+        digits += 1
+    return ["".join(p) for p in itertools.product(HEX, repeat=digits)]
+
+
+def part_filter(column: str, prefix: str) -> str:
+    """SQL selecting one part's rows (`prefix` is hex digits of our own, never data)."""
+    if not all(c in HEX for c in prefix):
+        raise ValueError(f"not an id prefix: {prefix!r}")
+    return f"starts_with({column}, '{prefix}')" if prefix else "true"
+
+
+def uncompressed_bytes(paths: list[Path]) -> int:
+    """The uncompressed size of Parquet files' data, from their footers."""
+    total = 0
+    for path in paths:
+        meta = pq.read_metadata(path)
+        total += sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    return total
+
+
+def variant_files(state_dir: Path) -> list[Path]:
+    """The parts of a cache's variants."""
+    return sorted((state_dir / VARIANTS_DIR).glob("part-*.parquet"))
+
+
+@dataclass(frozen=True)
+class BuildLimits:
+    """How much DuckDB may use while building: memory (it spills beyond it) and threads."""
+
+    memory_limit: str = "512MB"
+    threads: int = 2
+
+
+@dataclass(frozen=True)
+class CacheInputs:
+    """Where this run's rows come from: the batches parsed now, and the previous version's
+    cache (`None` when nothing is reused) with the (file_name, sha256) pairs to reuse."""
+
+    batch_dir: Path
+    previous_cache: Path | None
+    reused: pa.Table
+
+
+@contextmanager
+def staging_connection(stage_dir: Path, limits: BuildLimits) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The staged DuckDB file, opened for writing with bounded memory and a spill folder."""
+    spill = make_dir(stage_dir / "spill")
+    config: dict[str, str | int | bool] = {
+        "storage_compatibility_version": STORAGE_COMPATIBILITY,
+        "memory_limit": limits.memory_limit,
+        "threads": max(limits.threads, 1),
+        "temp_directory": str(spill),
+        # Row order is set by ORDER BY where it matters; elsewhere DuckDB needn't buffer rows
+        # to keep it, which is what bounds its memory on large inputs.
+        "preserve_insertion_order": False,
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+    }
+    with os_errors(), closing(duckdb.connect(str(stage_dir / DUCKDB_FILE), config=config)) as con:
+        yield con
+    no_world_write(stage_dir / DUCKDB_FILE)
+    shutil.rmtree(spill, ignore_errors=True)
+
+
+def _files_source(paths: list[Path], columns: dict[str, str]) -> str:
+    """SQL reading `columns` from Parquet files (an empty typed relation when there are none)."""
+    if not paths:
+        typed = ", ".join(f"NULL::{t} AS {c}" for c, t in columns.items())
+        return f"(SELECT {typed} WHERE false)"
+    files = ", ".join(sql_literal(str(p)) for p in paths)
+    return f"(SELECT {', '.join(columns)} FROM read_parquet([{files}]))"
+
+
+def _copy_to(con: duckdb.DuckDBPyConnection, query: str, target: Path) -> None:
+    con.execute(
+        f"COPY ({query}) TO {sql_literal(str(target))} "
+        "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"
+    )
+    no_world_write(target)
+
+
+def _view(con: duckdb.DuckDBPyConnection, kind: str, paths: list[Path]) -> None:
+    source = _files_source(paths, CACHE_COLUMNS[kind])
+    con.execute(f"CREATE OR REPLACE VIEW cache.{kind} AS SELECT * FROM {source}")
+
+
+def write_cache(
+    con: duckdb.DuckDBPyConnection, inputs: CacheInputs, state_dir: Path, limit: int
+) -> list[str]:
+    """Write this run's cache (step 1) and attach it as views in schema `cache`. Returns the
+    id prefixes to build in parts by (from the size of the texts)."""
+    make_dir(state_dir)
+    old = inputs.previous_cache
+    con.execute("CREATE SCHEMA IF NOT EXISTS cache")
+    con.register("reused_files", inputs.reused)
+    for kind in ("page_authors", "page_links"):
+        columns = CACHE_COLUMNS[kind]
+        batches = sorted(inputs.batch_dir.glob(f"*.{kind}.parquet"))
+        query = f"SELECT * FROM {_files_source(batches, columns)}"
+        if old is not None:
+            query += (
+                f" UNION ALL SELECT {', '.join(columns)} "
+                f"FROM read_parquet({sql_literal(str(old / f'{kind}.parquet'))}) "
+                "SEMI JOIN reused_files USING (file_name, sha256)"
+            )
+        _copy_to(con, query, state_dir / f"{kind}.parquet")
+        _view(con, kind, [state_dir / f"{kind}.parquet"])
+    con.unregister("reused_files")
+    # Each distinct text once (the copies of one variant id are equal), and only those some
+    # listing still uses. Large texts are first split by paper id prefix in one streaming pass
+    # (hive-partitioned COPY); each part is then de-duplicated alone, and the papers of one
+    # prefix are later built from their part only.
+    texts = sorted(inputs.batch_dir.glob("*.variants.parquet"))
+    texts += variant_files(old) if old is not None else []
+    prefixes = id_prefixes(uncompressed_bytes(texts) * TEXT_EXPANSION, limit)
+    used = "variant_id IN (SELECT variant_id FROM cache.page_links)"
+    source = f"(SELECT * FROM {_files_source(texts, CACHE_COLUMNS['variants'])} WHERE {used})"
+    folder = make_dir(state_dir / VARIANTS_DIR)
+    if prefixes != [""]:
+        split = make_dir(state_dir.parent.parent / "spill") / "variants"
+        shutil.rmtree(split, ignore_errors=True)
+        con.execute(
+            f"COPY (SELECT *, left(paper_id, {len(prefixes[0])}) AS prefix FROM {source}) "
+            f"TO {sql_literal(str(split))} (FORMAT parquet, PARTITION_BY (prefix))"
+        )
+    for prefix in prefixes:
+        part_source = source
+        if prefix:
+            found = sorted((split / f"prefix={prefix}").glob("*.parquet"))
+            part_source = _files_source(found, CACHE_COLUMNS["variants"])
+        _copy_to(
+            con,
+            f"SELECT DISTINCT ON (variant_id) * FROM {part_source}",
+            folder / f"part-{prefix or 'all'}.parquet",
+        )
+    if prefixes != [""]:
+        shutil.rmtree(split, ignore_errors=True)
+    _view(con, "variants", variant_files(state_dir))
+    return prefixes
+
+
+def build_core(
+    con: duckdb.DuckDBPyConnection, parquet_dir: Path, state_dir: Path, prefixes: list[str]
+) -> dict[str, int]:
+    """Build the core tables from the `cache` views (step 2), one id prefix at a time in key
+    order, and copy them to Parquet in that order (step 3). Returns their row counts."""
+    make_dir(parquet_dir)
+    counts = {}
+    for table in CORE_TABLES:
+        for statement in table_ddl(table):
+            con.execute(statement)
+        for prefix in prefixes:
+            part = part_filter(PART_KEYS[table.name], prefix)
+            variants = _files_source(
+                [state_dir / VARIANTS_DIR / f"part-{prefix or 'all'}.parquet"],
+                CACHE_COLUMNS["variants"],
+            )
+            select = CORE_SELECTS[table.name].replace("{part}", part)
+            select = select.replace("{variants}", variants)
+            con.execute(f"INSERT INTO {table.name} {select}")
+        target = parquet_dir / f"{table.name}.parquet"
+        con.execute("SET preserve_insertion_order = true")  # Parquet rows in key order
+        con.execute(
+            f"COPY {table.name} TO {sql_literal(str(target))} (FORMAT parquet, COMPRESSION zstd)"
+        )
+        con.execute("SET preserve_insertion_order = false")
+        no_world_write(target)
+        row = con.execute(f"SELECT count(*) FROM {table.name}").fetchone()
+        counts[table.name] = int(row[0]) if row else 0
+    return counts
+
+
+def build_tables(stage_dir: Path, inputs: CacheInputs, limits: BuildLimits) -> dict[str, int]:
+    """Steps 1-3 in `stage_dir` (see the module doc); returns the core tables' row counts."""
+    version = stage_dir / "version"
+    # A transform run again under the same run id (a retried task) starts from nothing.
+    shutil.rmtree(version, ignore_errors=True)
+    for leftover in (DUCKDB_FILE, DUCKDB_FILE + ".wal"):
+        (stage_dir / leftover).unlink(missing_ok=True)
+    limit = limit_bytes(limits.memory_limit)
+    with staging_connection(stage_dir, limits) as con:
+        prefixes = write_cache(con, inputs, version / STATE_DIR, limit)
+        counts = build_core(con, version / PARQUET_DIR, version / STATE_DIR, prefixes)
+        con.execute("DROP SCHEMA cache CASCADE")
+    return counts
+
+
+def rows_not_in(
+    new: dict[str, Path], old: dict[str, Path], out_dir: Path, limits: BuildLimits
+) -> dict[str, Path]:
+    """Per table, a Parquet file of the rows of `new[name]` that are not in `old[name]`
+    (what a re-run changed; row-level checks need to see only these)."""
+    make_dir(out_dir)
+    config: dict[str, str | int | bool] = {
+        "memory_limit": limits.memory_limit,
+        "threads": max(limits.threads, 1),
+        "temp_directory": str(make_dir(out_dir / "spill")),
+    }
+    paths = {}
+    with os_errors(), closing(duckdb.connect(config=config)) as con:
+        for name, path in new.items():
+            target = out_dir / f"{name}.parquet"
+            con.execute(
+                f"COPY (SELECT * FROM read_parquet({sql_literal(str(path))}) EXCEPT ALL "
+                f"SELECT * FROM read_parquet({sql_literal(str(old[name]))})) "
+                f"TO {sql_literal(str(target))} (FORMAT parquet)"
+            )
+            paths[name] = target
+    return paths

@@ -1,0 +1,178 @@
+"""The out-of-core build (DuckDB over staged Parquet batches) equals the pure reference rules.
+
+`transforms.tables.build_tables` states first-copy-wins and de-duplication on frames; the
+pipeline builds the same tables with DuckDB from batches on disk, under a memory limit, with
+some rows reused from the previous version's cache. These tests hold the two to each other.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+from pipelines.build import BuildLimits, CacheInputs, build_tables
+from pipelines.parsing import BatchResult, batch_path, parse_batch
+from tests.test_hypothesis import name, paper
+from transforms.parse import AuthorPage, RawPaper
+from transforms.schema import CORE_TABLES
+from transforms.tables import build_tables as reference_tables
+from transforms.tables import stage_pages
+
+NO_REUSE = pa.table({"file_name": pa.array([], pa.string()), "sha256": pa.array([], pa.string())})
+
+
+def write_batch(batch_dir: Path, number: int, pages: list[tuple[str, AuthorPage]]) -> None:
+    """Stage pages as one batch, as a parse worker writes it (a fake content hash per file)."""
+    staged = stage_pages(pages)
+    sha = pl.DataFrame(
+        {"file_name": [n for n, _ in pages], "sha256": [f"h-{n}" for n, _ in pages]},
+        schema={"file_name": pl.String(), "sha256": pl.String()},
+    )
+    batch_dir.mkdir(parents=True, exist_ok=True)
+    staged.page_authors.join(sha, on="file_name").write_parquet(
+        batch_path(batch_dir, number, "page_authors")
+    )
+    staged.page_links.join(sha, on="file_name").write_parquet(
+        batch_path(batch_dir, number, "page_links")
+    )
+    staged.variants.write_parquet(batch_path(batch_dir, number, "variants"))
+
+
+def built(stage_dir: Path) -> dict[str, pl.DataFrame]:
+    return {
+        t.name: pl.read_parquet(stage_dir / "version" / "parquet" / f"{t.name}.parquet")
+        for t in CORE_TABLES
+    }
+
+
+def assert_same_tables(got: dict[str, pl.DataFrame], want: dict[str, pl.DataFrame]) -> None:
+    for table in CORE_TABLES:
+        assert_frame_equal(got[table.name], want[table.name].select(table.column_names))
+
+
+pages_strategy = st.lists(
+    st.tuples(
+        st.sampled_from(["a.txt", "B.txt", "b.txt", "c d.txt", "é.txt", "z.txt"]),
+        st.builds(AuthorPage, name_line=name, papers=st.lists(paper, max_size=4).map(tuple)),
+    ),
+    max_size=6,
+    unique_by=lambda p: p[0],
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pages=pages_strategy, cut=st.integers(0, 6), data=st.data())
+def test_duckdb_build_equals_the_reference_rules(
+    tmp_path_factory: pytest.TempPathFactory,
+    pages: list[tuple[str, AuthorPage]],
+    cut: int,
+    data: st.DataObject,
+) -> None:
+    # Shared papers make first-copy-wins matter: reuse some drawn papers on several pages.
+    if pages:
+        shared = data.draw(
+            st.lists(
+                st.sampled_from(
+                    [p for _, pg in pages for p in pg.papers] or [RawPaper("T", "S", None)]
+                ),
+                max_size=3,
+            )
+        )
+        pages = [(n, AuthorPage(pg.name_line, pg.papers + tuple(shared))) for n, pg in pages]
+    stage = tmp_path_factory.mktemp("stage")
+    write_batch(stage / "batches", 0, pages[:cut])  # batches in any order and split
+    write_batch(stage / "batches", 1, pages[cut:])
+    counts = build_tables(stage, CacheInputs(stage / "batches", None, NO_REUSE), BuildLimits())
+    got = built(stage)
+    assert_same_tables(got, reference_tables(stage_pages(pages)))
+    assert counts == {name: frame.height for name, frame in got.items()}
+
+
+def test_a_build_beyond_its_memory_limit_spills_and_gives_the_same_tables(
+    tmp_path: Path,
+) -> None:
+    """Many pages with long abstracts under a limit far below their size: DuckDB spills to
+    the staging folder, and the rows agree."""
+    abstract = "word " * 400
+    pages = [
+        (
+            f"p{n:05d}.txt",
+            AuthorPage(
+                f"Family{n % 700}, Given",
+                tuple(
+                    RawPaper(
+                        f"Title {(n * 7 + k) % 5000}", "arXiv.org AI", f"{abstract}{k} {n % 3}"
+                    )
+                    for k in range(5)
+                ),
+            ),
+        )
+        for n in range(6000)
+    ]
+    for number in range(8):
+        write_batch(tmp_path / "batches", number, pages[number::8])
+    build_tables(
+        tmp_path, CacheInputs(tmp_path / "batches", None, NO_REUSE), BuildLimits("128MB", 1)
+    )
+    assert_same_tables(built(tmp_path), reference_tables(stage_pages(pages)))
+
+
+def test_reused_rows_come_from_the_previous_cache_and_unused_variants_are_dropped(
+    tmp_path: Path,
+) -> None:
+    kept = ("a.txt", AuthorPage("A, Ann", (RawPaper("Kept", "S", "x y z"),)))
+    gone = ("b.txt", AuthorPage("B, Bo", (RawPaper("Gone", "S", None),)))
+    edited_old = ("c.txt", AuthorPage("C, Cy", (RawPaper("Old text", "S", None),)))
+    edited_new = ("c.txt", AuthorPage("C, Cy", (RawPaper("New text", "S", None),)))
+    first = tmp_path / "first"
+    write_batch(first / "batches", 0, [kept, gone, edited_old])
+    build_tables(first, CacheInputs(first / "batches", None, NO_REUSE), BuildLimits())
+    cache = first / "version" / "state"
+    # Next run: a.txt unchanged (reused by name and hash), b.txt deleted, c.txt re-parsed.
+    second = tmp_path / "second"
+    write_batch(second / "batches", 0, [edited_new])
+    reused = pa.table({"file_name": ["a.txt"], "sha256": ["h-a.txt"]})
+    build_tables(second, CacheInputs(second / "batches", cache, reused), BuildLimits())
+    assert_same_tables(built(second), reference_tables(stage_pages([kept, edited_new])))
+    variants = pl.read_parquet(second / "version" / "state" / "variants.parquet")
+    assert sorted(variants["title"]) == ["Kept", "New text"]
+    # A cached row whose hash no longer matches is never reused.
+    third = tmp_path / "third"
+    (third / "batches").mkdir(parents=True)
+    stale = pa.table({"file_name": ["a.txt"], "sha256": ["another-hash"]})
+    counts = build_tables(third, CacheInputs(third / "batches", cache, stale), BuildLimits())
+    assert counts == {"authors": 0, "papers": 0, "authorship": 0}
+
+
+def test_a_parse_batch_writes_its_rows_to_disk_and_returns_only_outcomes(
+    tmp_path: Path,
+) -> None:
+    from pipelines.extract import list_seeds
+    from pipelines.stages import plan_files
+    from tests.conftest import SEEDS
+    from warehouse.state import RunState
+
+    seeds = tmp_path / "seeds"
+    shutil.copytree(SEEDS, seeds)
+    (seeds / "bad.txt").write_text("not a page")
+    planned = plan_files(list_seeds(seeds).files, RunState.empty().manifest, False)
+    result = parse_batch(planned, 1 << 20, tmp_path / "batches", 7)
+    assert isinstance(result, BatchResult)
+    assert vars(result).keys() == {"number", "outcomes"}
+    assert [o.name for o in result.outcomes] == [p.ref.name for p in planned]
+    assert [o.rejection.reason_code for o in result.outcomes if o.rejection] == ["MISSING_HEADER"]
+    links = pl.read_parquet(batch_path(tmp_path / "batches", 7, "page_links"))
+    assert links.height == 33  # the five seeds' listings
+    assert links["sha256"].null_count() == 0
+    assert sorted(p.name for p in (tmp_path / "batches").iterdir()) == [
+        "000007.page_authors.parquet",
+        "000007.page_links.parquet",
+        "000007.variants.parquet",
+    ]
