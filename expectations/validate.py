@@ -249,7 +249,8 @@ class _Source:
         try:
             return what()
         except (OSError, pa.ArrowException) as exc:
-            raise TableUnreadable(f"cannot read {self.data}: {exc}") from None
+            message = " ".join(str(exc).split())  # one line
+            raise TableUnreadable(f"cannot read {self.data}: {message}") from None
 
     def column_names(self) -> list[str]:
         if isinstance(self.data, pl.DataFrame):
