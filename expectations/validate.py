@@ -226,8 +226,12 @@ def relationships_frame(frames: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
     )
 
 
-RELATIONSHIP_KEYS = {"authorship": ["author_id", "paper_id"], "authors": ["author_id"]}
-RELATIONSHIP_KEYS["papers"] = ["paper_id"]
+# The only columns `relationships_frame` reads: a key-only projection of each table.
+RELATIONSHIP_KEYS = {
+    "authorship": ["author_id", "paper_id"],
+    "authors": ["author_id"],
+    "papers": ["paper_id"],
+}
 
 
 def to_pandas(data: pl.DataFrame | pa.Table | pa.RecordBatch) -> pd.DataFrame:
@@ -272,8 +276,9 @@ class _Source:
         """Every row, only these columns."""
         wanted = self._present(columns)
         if isinstance(self.data, pl.DataFrame):
-            arrow = self.data.to_arrow(compat_level=pl.CompatLevel.oldest())
-            return arrow.select(wanted)
+            if not wanted:  # no columns, but every row (a row count)
+                return pa.table({"_": pa.nulls(self.data.height)}).select([])
+            return self.data.select(wanted).to_arrow(compat_level=pl.CompatLevel.oldest())
         return self._read(lambda: pq.read_table(self.data, columns=wanted))
 
     def chunks(
@@ -462,8 +467,8 @@ def _run_suites(
     number of expectations evaluated (each once, whatever the number of chunks)."""
     gx = _gx()
     sources = {name: _Source(data) for name, data in tables.items()}
-    keys = {name: pl.from_arrow(sources[name].project(k)) for name, k in RELATIONSHIP_KEYS.items()}
-    relationships = _Source(relationships_frame(keys))  # type: ignore[arg-type]
+    keys = {name: pl.DataFrame(sources[name].project(k)) for name, k in RELATIONSHIP_KEYS.items()}
+    relationships = _Source(relationships_frame(keys))
     del keys
     inputs = {**sources, RELATIONSHIPS: relationships}
     context = _context(site_dir)
