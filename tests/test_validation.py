@@ -19,6 +19,7 @@ from expectations.validate import (
     RELATIONSHIPS,
     SUITES_DIR,
     TableInput,
+    TableUnreadable,
     ValidationReport,
     expectation_level,
     validate_tables,
@@ -252,6 +253,20 @@ def test_gx_never_gets_a_whole_table(
     row_frames = [f for f in received if 0 < len(f) <= chunk]
     assert sum(len(f) for f in row_frames if "abstract" in f.columns) == good["papers"].height
     assert all(isinstance(dtype, pd.ArrowDtype) for f in received for dtype in f.dtypes)
+
+
+def test_unreadable_parquet_file_raises_and_keeps_the_last_docs(
+    good: Frames, tmp_path: Path
+) -> None:
+    tables = to_parquet(good, tmp_path / "tables")
+    (tmp_path / "tables" / "papers.parquet").write_bytes(b"not parquet")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "index.html").write_text("last run")
+    with pytest.raises(TableUnreadable, match=r"papers\.parquet"):
+        validate_tables(tables, docs)
+    assert (docs / "index.html").read_text() == "last run"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".docs")] == []
 
 
 def test_every_expectation_type_in_the_suites_is_classified() -> None:
