@@ -253,22 +253,35 @@ def validate(warehouse: WarehouseOpt = None) -> None:
     """Re-run the suites against the published tables."""
     settings = settings_or_exit(warehouse=warehouse)
     quiet_libraries()
-    import polars as pl
-
-    from expectations.validate import validate_tables
+    from expectations.validate import TableInput, TableUnreadable, validate_tables
     from transforms.schema import CORE_TABLES
     from warehouse.folder import check_data_docs
-    from warehouse.publish import WarehouseError, deny_world_write, read_published_tables
+    from warehouse.publish import (
+        PARQUET_DIR,
+        WarehouseError,
+        current_version,
+        deny_world_write,
+        read_published_tables,
+    )
 
     deny_world_write()
+    tables: dict[str, TableInput]
     try:
         check_data_docs(settings.data_docs_dir)
-        published = read_published_tables(settings.warehouse)
+        version = current_version(settings.warehouse)
+        if version is not None:  # the published Parquet files, read a chunk at a time
+            tables = {t.name: version / PARQUET_DIR / f"{t.name}.parquet" for t in CORE_TABLES}
+        else:  # no versioned publish: the DuckDB file (or the error saying there is none)
+            import polars as pl
+
+            published = read_published_tables(settings.warehouse)
+            tables = {t.name: pl.from_arrow(published[t.name]) for t in CORE_TABLES}  # type: ignore[misc]
     except WarehouseError as exc:
         raise fail(str(exc), warehouse_exit_code(exc)) from None
-    frames = {t.name: pl.from_arrow(published[t.name]) for t in CORE_TABLES}
     try:
-        report = validate_tables(frames, settings.data_docs_dir)  # type: ignore[arg-type]
+        report = validate_tables(tables, settings.data_docs_dir)
+    except TableUnreadable as exc:
+        raise fail(str(exc), EXIT_WAREHOUSE) from None
     except OSError as exc:
         raise fail(
             f"cannot write Data Docs into {settings.data_docs_dir}: {exc.strerror or exc}",

@@ -15,9 +15,11 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from pipelines.cli import EXIT_NO_SPACE, EXIT_USAGE, EXIT_WAREHOUSE
+from pipelines.cli import EXIT_NO_SPACE, EXIT_USAGE, EXIT_VALIDATION, EXIT_WAREHOUSE
 from pipelines.config import Settings
 from tests.conftest import ROOT, run_stages
 from tests.test_concurrency import add_page, cli_env  # noqa: F401 (a fixture)
@@ -117,11 +119,27 @@ def test_validate_on_a_read_only_warehouse(published: Settings) -> None:
 
 
 def test_validate_on_a_damaged_warehouse(published: Settings) -> None:
-    db = published.warehouse / "authorgraph.duckdb"
-    with open(db, "r+b") as handle:  # overwrite the header and the first blocks
-        handle.write(os.urandom(64 * 1024))
+    """`validate` reads the published Parquet files: a damaged one is one line, exit 5."""
+    papers = (published.warehouse / "current" / "parquet" / "papers.parquet").resolve()
+    with open(papers, "r+b") as handle:  # overwrite the header, the data and the footer
+        handle.write(os.urandom(papers.stat().st_size))
     result = authorgraph("validate", "--warehouse", str(published.warehouse))
-    one_line_error(result, EXIT_WAREHOUSE, "authorgraph.duckdb")
+    one_line_error(result, EXIT_WAREHOUSE, "cannot read", "papers.parquet")
+
+
+def test_validate_judges_the_published_parquet_files(published: Settings) -> None:
+    """A bad value written into the current version's Parquet file (not the DuckDB file) fails
+    `validate` with exit 1 and names the expectation."""
+    papers = (published.warehouse / "current" / "parquet" / "papers.parquet").resolve()
+    table = pq.read_table(papers)
+    titles = table.column("title").to_pylist()
+    bad = table.set_column(
+        table.schema.get_field_index("title"), "title", pa.array([" x", *titles[1:]])
+    )
+    pq.write_table(bad, papers)
+    result = authorgraph("validate", "--warehouse", str(published.warehouse))
+    assert result.returncode == EXIT_VALIDATION, (result.stdout, result.stderr)
+    assert "FAILED papers: expect_column_values_to_not_match_regex_list(title)" in result.stderr
 
 
 def test_full_disk_while_staging_leaves_the_published_warehouse_unchanged(

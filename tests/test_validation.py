@@ -1,59 +1,125 @@
-"""The suites pass on the real tables and catch each kind of corruption (real GX, no Prefect)."""
+"""The suites pass on the real tables and catch each kind of corruption (real GX, no Prefect).
+
+Every corruption is checked with frames and with Parquet files as input; chunking, `changed=`
+and the columns handed to GX are checked on the seeds tables.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import polars as pl
 import pytest
 
-from expectations.validate import SUITES_DIR, validate_tables
+from expectations import validate
+from expectations.validate import (
+    RELATIONSHIPS,
+    SUITES_DIR,
+    TableInput,
+    TableUnreadable,
+    ValidationReport,
+    expectation_level,
+    validate_tables,
+)
 from pipelines.config import Settings
 from tests.conftest import SEEDS, transform_only
 from transforms.schema import CORE_TABLES
 
+Frames = dict[str, pl.DataFrame]
+AsInput = Callable[[Frames], dict[str, TableInput]]
+KEY_COLUMNS = ({"author_id"}, {"paper_id"}, {"author_id", "paper_id"})
+
 
 @pytest.fixture(scope="module")
-def good() -> dict[str, pl.DataFrame]:
+def good() -> Frames:
+    """The seeds' core tables (the only place these tests depend on the transform's API)."""
     settings = Settings(seeds=SEEDS, warehouse=Path("unused"))
     tables = transform_only(settings).tables
     return {t.name: tables[t.name] for t in CORE_TABLES}
 
 
-def failures(frames: dict[str, pl.DataFrame], tmp_path: Path) -> set[tuple[str, str, str | None]]:
-    report = validate_tables(frames, tmp_path / "docs")
+def to_parquet(frames: Frames, folder: Path) -> dict[str, TableInput]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, TableInput] = {}
+    for name, frame in frames.items():
+        frame.write_parquet(folder / f"{name}.parquet")
+        paths[name] = folder / f"{name}.parquet"
+    return paths
+
+
+@pytest.fixture(params=["frames", "parquet"])
+def as_input(request: pytest.FixtureRequest, tmp_path: Path) -> AsInput:
+    """Hand the tables over as polars frames, or as Parquet files written from them."""
+    if request.param == "frames":
+        return dict
+    return lambda frames: to_parquet(frames, tmp_path / "tables")
+
+
+def failures(
+    frames: Frames, tmp_path: Path, as_input: AsInput = dict
+) -> set[tuple[str, str, str | None]]:
+    report = validate_tables(as_input(frames), tmp_path / "docs")
     return {(f.suite, f.expectation, f.column) for f in report.failures}
 
 
-def test_seeds_pass_and_build_data_docs(good: dict[str, pl.DataFrame], tmp_path: Path) -> None:
+def detailed(report: ValidationReport) -> list[tuple[str, str, str | None, int | None, str]]:
+    """Each failure with its count and examples, in a stable order."""
+    return sorted(
+        (f.suite, f.expectation, f.column, f.unexpected_count, repr(f.examples))
+        for f in report.failures
+    )
+
+
+def declared_count() -> int:
+    """How many expectations the suite files declare."""
+    names = [t.name for t in CORE_TABLES] + [RELATIONSHIPS]
+    return sum(
+        len(json.loads((SUITES_DIR / f"{n}.json").read_text())["expectations"]) for n in names
+    )
+
+
+def set_value(frame: pl.DataFrame, column: str, rows: list[int], value: str | None) -> pl.DataFrame:
+    """`frame` with `column` set to `value` in the given row positions."""
+    return frame.with_columns(
+        pl.when(pl.int_range(pl.len()).is_in(rows))
+        .then(pl.lit(value, dtype=pl.String))
+        .otherwise(pl.col(column))
+        .alias(column)
+    )
+
+
+def test_seeds_pass_and_build_data_docs(good: Frames, tmp_path: Path) -> None:
     report = validate_tables(good, tmp_path / "docs")
     assert report.success, report.failure_lines()
-    assert report.evaluated >= 50
+    assert report.evaluated == declared_count() >= 50
     assert report.data_docs_index == tmp_path / "docs" / "index.html"
     index = report.data_docs_index.read_text()
     for suite in ("authors", "papers", "authorship", "authorship_relationships"):
         assert suite in index
 
 
-def test_duplicated_key_fails(good: dict[str, pl.DataFrame], tmp_path: Path) -> None:
+def test_duplicated_key_fails(good: Frames, tmp_path: Path, as_input: AsInput) -> None:
     authors = pl.concat([good["authors"], good["authors"].head(1)])
-    found = failures({**good, "authors": authors}, tmp_path)
+    found = failures({**good, "authors": authors}, tmp_path, as_input)
     assert ("authors", "expect_column_values_to_be_unique", "author_id") in found
 
 
-def test_duplicated_pair_fails(good: dict[str, pl.DataFrame], tmp_path: Path) -> None:
+def test_duplicated_pair_fails(good: Frames, tmp_path: Path, as_input: AsInput) -> None:
     authorship = pl.concat([good["authorship"], good["authorship"].head(1)])
-    found = failures({**good, "authorship": authorship}, tmp_path)
+    found = failures({**good, "authorship": authorship}, tmp_path, as_input)
     assert ("authorship", "expect_compound_columns_to_be_unique", "author_id, paper_id") in found
 
 
 def test_dangling_authorship_row_fails_with_offending_row(
-    good: dict[str, pl.DataFrame], tmp_path: Path
+    good: Frames, tmp_path: Path, as_input: AsInput
 ) -> None:
     dangling = good["authorship"].head(1).with_columns(author_id=pl.lit("ffffffffffffffff"))
     report = validate_tables(
-        {**good, "authorship": pl.concat([good["authorship"], dangling])}, tmp_path / "docs"
+        as_input({**good, "authorship": pl.concat([good["authorship"], dangling])}),
+        tmp_path / "docs",
     )
     (failure,) = report.failures
     assert (failure.suite, failure.column) == ("authorship_relationships", "author_ref")
@@ -71,30 +137,151 @@ def test_dangling_authorship_row_fails_with_offending_row(
     ],
 )
 def test_bad_values_fail(
-    good: dict[str, pl.DataFrame],
+    good: Frames,
     tmp_path: Path,
+    as_input: AsInput,
     table: str,
     column: str,
     value: str | None,
     expectation: str,
 ) -> None:
-    frame = good[table].with_columns(
-        pl.when(pl.int_range(pl.len()) == 0)
-        .then(pl.lit(value, dtype=pl.String))
-        .otherwise(pl.col(column))
-        .alias(column)
-    )
-    assert (table, expectation, column) in failures({**good, table: frame}, tmp_path)
+    frame = set_value(good[table], column, [0], value)
+    assert (table, expectation, column) in failures({**good, table: frame}, tmp_path, as_input)
 
 
-def test_wrong_column_set_fails(good: dict[str, pl.DataFrame], tmp_path: Path) -> None:
+def test_wrong_column_set_fails(good: Frames, tmp_path: Path, as_input: AsInput) -> None:
     papers = good["papers"].drop("subject")
-    found = failures({**good, "papers": papers}, tmp_path)
+    found = failures({**good, "papers": papers}, tmp_path, as_input)
     assert (
         "papers",
         "expect_table_columns_to_match_ordered_list",
         "paper_id, title, source, subject, abstract",
     ) in found
+
+
+# -- chunks and changed rows ------------------------------------------------------------------
+
+CHUNK = 10  # seeds: authors 5 rows (1 chunk), papers 25 (3 chunks), authorship 33 (4)
+
+
+def corrupt_last_chunk(good: Frames) -> Frames:
+    """Bad values in the last row of papers and authors: the last, partial chunk."""
+    last_paper, last_author = good["papers"].height - 1, good["authors"].height - 1
+    return {
+        **good,
+        "papers": set_value(good["papers"], "title", [last_paper], "Trailing "),
+        "authors": set_value(good["authors"], "display_name", [last_author], None),
+    }
+
+
+def corrupt_across_chunks(good: Frames) -> Frames:
+    """Bad titles and abstracts in the first, middle and last chunks, and the first paper
+    repeated last, so the two copies of its key sit in different chunks."""
+    papers = good["papers"]
+    rows = [0, papers.height // 2, papers.height - 1]
+    papers = set_value(set_value(papers, "title", rows, " Leading"), "abstract", rows, "")
+    papers = pl.concat([papers, papers.head(1)])
+    assert papers.height > 2 * CHUNK  # row 0 and the last row are chunks apart
+    return {**good, "papers": papers}
+
+
+@pytest.mark.parametrize("corrupt", [corrupt_last_chunk, corrupt_across_chunks])
+def test_chunking_is_invisible(
+    good: Frames, tmp_path: Path, corrupt: Callable[[Frames], Frames]
+) -> None:
+    tables = to_parquet(corrupt(good), tmp_path / "tables")
+    whole = validate_tables(tables, tmp_path / "docs", chunk_rows=10**9)
+    chunked = validate_tables(tables, tmp_path / "docs", chunk_rows=CHUNK)
+    assert not whole.success
+    assert detailed(chunked) == detailed(whole)
+    assert chunked.evaluated == whole.evaluated == declared_count()
+    if corrupt is corrupt_across_chunks:
+        found = {(f.suite, f.expectation, f.column): f for f in chunked.failures}
+        assert (
+            found["papers", "expect_column_values_to_be_unique", "paper_id"].unexpected_count == 2
+        )
+        title = found["papers", "expect_column_values_to_not_match_regex_list", "title"]
+        assert title.unexpected_count == 4  # three rows, and row 0's copy at the end
+
+
+def test_changed_rows_limit_row_level_checks_only(good: Frames, tmp_path: Path) -> None:
+    """A bad value outside `changed` is not judged again; whole-table rules still see it all."""
+    last = good["authors"].height - 1
+    authors = set_value(good["authors"], "display_name", [0], "Trailing ")  # judged before
+    authors = set_value(authors, "name_raw", [last], None)  # the changed row
+    authors = pl.concat([authors, good["authors"].head(1)])  # an old author's id again
+    new_author = authors.slice(last, 1)
+    dangling = good["authorship"].head(1).with_columns(paper_id=pl.lit("ffffffffffffffff"))
+    tables = {**good, "authors": authors, "authorship": pl.concat([good["authorship"], dangling])}
+    changed = {"authors": new_author, "authorship": dangling}
+    report = validate_tables(tables, tmp_path / "docs", changed=changed, chunk_rows=CHUNK)
+    found = {(f.suite, f.expectation, f.column): f.unexpected_count for f in report.failures}
+    assert found == {
+        ("authors", "expect_column_values_to_not_be_null", "name_raw"): 1,  # a changed row
+        ("authors", "expect_column_values_to_be_unique", "author_id"): 2,  # the whole table
+        ("authorship_relationships", "expect_column_values_to_not_be_null", "paper_ref"): 1,
+    }
+    assert report.evaluated == declared_count()
+    whole = validate_tables(tables, tmp_path / "docs", chunk_rows=CHUNK)  # without `changed`
+    assert ("authors", "expect_column_values_to_not_match_regex_list", "display_name") in {
+        (f.suite, f.expectation, f.column) for f in whole.failures
+    }
+
+
+def test_gx_never_gets_a_whole_table(
+    good: Frames, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Row-level parts get at most `chunk_rows` rows; whole-table parts only key columns."""
+    received: list[pd.DataFrame] = []
+    real = validate.to_pandas
+
+    def spy(data: object) -> pd.DataFrame:
+        frame = real(data)  # type: ignore[arg-type]
+        received.append(frame)
+        return frame
+
+    monkeypatch.setattr(validate, "to_pandas", spy)
+    chunk = 8
+    report = validate_tables(
+        to_parquet(good, tmp_path / "tables"), tmp_path / "docs", chunk_rows=chunk
+    )
+    assert report.success, report.failure_lines()
+    big = [f for f in received if len(f) > chunk]
+    assert big  # the set-level parts saw every row of papers and authorship
+    for frame in big:
+        assert set(frame.columns) in KEY_COLUMNS, list(frame.columns)
+    row_frames = [f for f in received if 0 < len(f) <= chunk]
+    assert sum(len(f) for f in row_frames if "abstract" in f.columns) == good["papers"].height
+    assert all(isinstance(dtype, pd.ArrowDtype) for f in received for dtype in f.dtypes)
+
+
+def test_unreadable_parquet_file_raises_and_keeps_the_last_docs(
+    good: Frames, tmp_path: Path
+) -> None:
+    tables = to_parquet(good, tmp_path / "tables")
+    (tmp_path / "tables" / "papers.parquet").write_bytes(b"not parquet")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "index.html").write_text("last run")
+    with pytest.raises(TableUnreadable, match=r"papers\.parquet"):
+        validate_tables(tables, docs)
+    assert (docs / "index.html").read_text() == "last run"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".docs")] == []
+
+
+def test_every_expectation_type_in_the_suites_is_classified() -> None:
+    """No suite relies on the unclassified default (set-level on the columns it names)."""
+    classified = validate.ROW_LEVEL_TYPES | validate.SET_LEVEL_TYPES | validate.SCHEMA_LEVEL_TYPES
+    assert not (validate.ROW_LEVEL_TYPES & validate.SET_LEVEL_TYPES)
+    for path in SUITES_DIR.glob("*.json"):
+        for expectation in json.loads(path.read_text())["expectations"]:
+            assert expectation["type"] in classified, (path.name, expectation["type"])
+    assert (
+        expectation_level({"type": "expect_column_values_to_not_be_null", "kwargs": {}}) == "rows"
+    )
+    mostly = {"type": "expect_column_values_to_not_be_null", "kwargs": {"mostly": 0.9}}
+    assert expectation_level(mostly) == "set"
+    assert expectation_level({"type": "expect_something_new", "kwargs": {}}) == "set"
 
 
 def test_suites_agree_with_declared_schema() -> None:
