@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SEEDS ?= seeds
 WAREHOUSE ?= warehouse
 
-.PHONY: run test lint format bench fuzz clean
+.PHONY: run test lint format duckdb-cli bench fuzz clean
 
 $(BIN)/authorgraph: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,26 @@ format: $(BIN)/authorgraph
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint
+test: lint duckdb-cli
 	$(BIN)/python -m pytest -n 4 --dist loadfile
+
+# The DuckDB 1.x CLIs (PyPI `duckdb-cli`) that tests/test_bi.py opens the warehouse with: the
+# tests install nothing and reach no network. One venv per version under .cache/, never .venv:
+# each installs a `duckdb` executable, and .venv keeps the DuckDB 2.0 Python package. 1.4 is the
+# line the file is written for (storage_compatibility_version), 1.5.6 the newest 1.x. Keep the
+# list equal to DUCKDB_CLI_VERSIONS in tests/test_bi.py (a test checks).
+DUCKDB_CLI_VERSIONS := 1.4.4 1.5.6
+CLI_CACHE := .cache
+duckdb-cli: $(foreach v,$(DUCKDB_CLI_VERSIONS),$(CLI_CACHE)/duckdb-cli-$(v)/bin/duckdb)
+
+# The 1.4.4 wheel installs its binary without the executable bit: chmod. `--version` proves the
+# binary runs; a failed install leaves no target behind, so the next make tries again.
+$(CLI_CACHE)/duckdb-cli-%/bin/duckdb:
+	rm -rf $(CLI_CACHE)/duckdb-cli-$*
+	$(PYTHON) -m venv $(CLI_CACHE)/duckdb-cli-$*
+	$(CLI_CACHE)/duckdb-cli-$*/bin/python -m pip install --quiet --disable-pip-version-check \
+		'duckdb-cli==$*'
+	chmod 755 $@ && $@ --version || { rm -f $@; exit 1; }
 
 # Benchmarks (issue 10's targets): never part of `make test`. BENCH_ARGS="--large" adds 200k pages,
 # BENCH_ARGS="--pages 5000" picks sizes. Corpora are cached under bench-results/corpus/.
@@ -40,4 +58,4 @@ fuzz: $(BIN)/authorgraph
 	$(BIN)/python -m tests.fuzz $(FUZZ_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis $(CLI_CACHE)/duckdb-cli-*

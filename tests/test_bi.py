@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -23,6 +24,7 @@ from transforms.schema import ALL_TABLES
 from warehouse.views import view_names
 
 #: DuckDB 1.x CLIs to test against: 1.4 (the LTS line the file is written for) and the newest 1.x.
+#: The Makefile's DUCKDB_CLI_VERSIONS installs the same list.
 DUCKDB_CLI_VERSIONS = ("1.4.4", "1.5.6")
 CLI_CACHE = ROOT / ".cache"
 
@@ -158,20 +160,23 @@ def test_opens_read_only_in_a_second_process(seeds_warehouse: Path) -> None:
 
 
 def duckdb_cli(version: str) -> Path:
-    """`duckdb` from the PyPI `duckdb-cli` package, in its own venv under .cache/ (not .venv)."""
-    venv = CLI_CACHE / f"duckdb-cli-{version}"
-    binary = venv / "bin" / "duckdb"
-    if not binary.exists():
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-        subprocess.run(
-            [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-             "--disable-pip-version-check", f"duckdb-cli=={version}"],
-            check=True,
-        )  # fmt: skip
+    """`duckdb` from the PyPI `duckdb-cli` package, installed by `make duckdb-cli` (a step of
+    `make test`) into its own venv under .cache/. The test installs nothing: a missing CLI fails."""
+    binary = CLI_CACHE / f"duckdb-cli-{version}" / "bin" / "duckdb"
     if not os.access(binary, os.X_OK):
-        # The 1.4.4 wheel installs the binary into bin/ without its executable bit.
-        binary.chmod(0o755)
+        pytest.fail(
+            f"the DuckDB {version} CLI is not installed at {binary.relative_to(ROOT)}: "
+            "run `make duckdb-cli` (`make test` does)",
+            pytrace=False,
+        )
     return binary
+
+
+def test_the_makefile_installs_the_clis_this_file_reads_with() -> None:
+    [listed] = re.findall(
+        r"^DUCKDB_CLI_VERSIONS\s*:?=(.*)$", (ROOT / "Makefile").read_text(), flags=re.MULTILINE
+    )
+    assert tuple(listed.split()) == DUCKDB_CLI_VERSIONS
 
 
 @pytest.mark.parametrize("version", DUCKDB_CLI_VERSIONS)

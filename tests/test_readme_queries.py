@@ -1,25 +1,47 @@
-"""The README's "Query it" examples run, and answer their questions on seeds/ (no Prefect)."""
+"""The docs' SQL runs: every ```sql block of README.md and docs/*.md on a warehouse built from
+seeds/, read-only; the README's "Query it" examples also answer their questions (no Prefect)."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
+from tests.markdown import DOC_FILES, Block, split_fences, sql_blocks
 from warehouse.publish import run_query
+
+ALL_SQL = [block for path in DOC_FILES for block in sql_blocks(path)]
 
 
 def readme_queries() -> list[str]:
     """The ```sql blocks of the README's "Query it" section, in order."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("\n## Query it\n", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```sql\n(.*?)```", section, flags=re.DOTALL)
+    readme = ROOT / "README.md"
+    _, prose = split_fences(readme)
+    start = prose.index("## Query it") + 1  # 1-based line of the heading
+    end = next((i + 1 for i in range(start, len(prose)) if prose[i].startswith("## ")), len(prose))
+    return [block.text for block in sql_blocks(readme) if start < block.line < end]
 
 
 def test_there_are_five_examples() -> None:
     assert len(readme_queries()) == 5
+
+
+def test_every_doc_with_sql_is_found() -> None:
+    """The block finder sees the README's examples and those of docs/ (a fence it misreads
+    would silently drop examples from the test below)."""
+    files = {block.path.name for block in ALL_SQL}
+    assert {"README.md", "bi.md", "data-model.md"} <= files
+    assert all(block.text.strip() for block in ALL_SQL)
+
+
+@pytest.mark.parametrize("block", ALL_SQL, ids=[block.where for block in ALL_SQL])
+def test_sql_example_runs_on_the_seeds_warehouse(seeds_warehouse: Path, block: Block) -> None:
+    """Each example runs through the sandboxed read-only connection of `authorgraph sql` and
+    returns rows: an example that answers nothing on seeds/ shows nothing to a reader."""
+    columns, rows = run_query(seeds_warehouse, block.text)
+    assert columns, block.where
+    assert rows, f"{block.where}: no rows on seeds/"
 
 
 @pytest.fixture(scope="module")
