@@ -34,9 +34,9 @@ KEY_COLUMNS = ({"author_id"}, {"paper_id"}, {"author_id", "paper_id"})
 
 
 @pytest.fixture(scope="module")
-def good() -> Frames:
+def good(tmp_path_factory: pytest.TempPathFactory) -> Frames:
     """The seeds' core tables (the only place these tests depend on the transform's API)."""
-    settings = Settings(seeds=SEEDS, warehouse=Path("unused"))
+    settings = Settings(seeds=SEEDS, warehouse=tmp_path_factory.mktemp("wh"))
     tables = transform_only(settings).tables
     return {t.name: tables[t.name] for t in CORE_TABLES}
 
