@@ -113,8 +113,9 @@ CORE_SELECTS: dict[str, str] = {
 }
 
 
-#: The key each core table is built in parts by (one part per id prefix, in key order).
-PART_KEYS = {"authors": "author_id", "papers": "paper_id", "authorship": "a.author_id"}
+#: The key each core table is built in parts by (one part per id prefix, in key order). Only
+#: papers carry wide texts; the narrow tables are built whole (DuckDB spills their sorts).
+PART_KEYS = {"papers": "paper_id"}
 HEX = "0123456789abcdef"
 #: Memory DuckDB takes to de-duplicate or sort rows, per byte of their uncompressed data.
 TEXT_EXPANSION = 2
@@ -123,10 +124,10 @@ VARIANTS_DIR = "variants"
 
 
 def id_prefixes(data_bytes: int, limit: int) -> list[str]:
-    """Id prefixes to build in parts by, so that one part's texts fit in half the memory
-    limit: [""] (a single part), or all 16, 256 or 4096 hex prefixes."""
+    """Id prefixes to build in parts by, so that one part's texts fit in the memory limit:
+    [""] (a single part), or all 16, 256 or 4096 hex prefixes."""
     digits = 0
-    while digits < 3 and data_bytes > (limit // 2) * 16**digits:
+    while digits < 3 and data_bytes > limit * 16**digits:
         digits += 1
     return ["".join(p) for p in itertools.product(HEX, repeat=digits)]
 
@@ -278,8 +279,9 @@ def build_core(
     for table in CORE_TABLES:
         for statement in table_ddl(table):
             con.execute(statement)
-        for prefix in prefixes:
-            part = part_filter(PART_KEYS[table.name], prefix)
+        key = PART_KEYS.get(table.name)
+        for prefix in prefixes if key else [""]:
+            part = part_filter(key or "", prefix)
             variants = _files_source(
                 [state_dir / VARIANTS_DIR / f"part-{prefix or 'all'}.parquet"],
                 CACHE_COLUMNS["variants"],
@@ -288,11 +290,16 @@ def build_core(
             select = select.replace("{variants}", variants)
             con.execute(f"INSERT INTO {table.name} {select}")
         target = parquet_dir / f"{table.name}.parquet"
-        con.execute("SET preserve_insertion_order = true")  # Parquet rows in key order
+        # Parquet rows in key order. One thread: in-order output from parallel scans would
+        # buffer rows (all of papers' texts at 200k pages), a single scan needs no buffer.
+        threads = con.execute("SELECT current_setting('threads')").fetchone()
+        con.execute("SET preserve_insertion_order = true")
+        con.execute("SET threads = 1")
         con.execute(
             f"COPY {table.name} TO {sql_literal(str(target))} (FORMAT parquet, COMPRESSION zstd)"
         )
         con.execute("SET preserve_insertion_order = false")
+        con.execute(f"SET threads = {int(threads[0]) if threads else 1}")
         no_world_write(target)
         row = con.execute(f"SELECT count(*) FROM {table.name}").fetchone()
         counts[table.name] = int(row[0]) if row else 0

@@ -141,7 +141,7 @@ def test_reused_rows_come_from_the_previous_cache_and_unused_variants_are_droppe
     reused = pa.table({"file_name": ["a.txt"], "sha256": ["h-a.txt"]})
     build_tables(second, CacheInputs(second / "batches", cache, reused), BuildLimits())
     assert_same_tables(built(second), reference_tables(stage_pages([kept, edited_new])))
-    variants = pl.read_parquet(second / "version" / "state" / "variants.parquet")
+    variants = pl.read_parquet(second / "version" / "state" / "variants" / "*.parquet")
     assert sorted(variants["title"]) == ["Kept", "New text"]
     # A cached row whose hash no longer matches is never reused.
     third = tmp_path / "third"
@@ -176,3 +176,26 @@ def test_a_parse_batch_writes_its_rows_to_disk_and_returns_only_outcomes(
         "000007.page_links.parquet",
         "000007.variants.parquet",
     ]
+
+
+@pytest.mark.parametrize("expansion", [10**5, 10**6])
+def test_texts_larger_than_the_limit_are_built_in_parts_with_the_same_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, expansion: int
+) -> None:
+    """Texts counted as far larger than the limit: variants are split by paper id prefix (16
+    or 256 parts), papers built part by part in key order; the tables are unchanged."""
+    import pipelines.build
+
+    monkeypatch.setattr(pipelines.build, "TEXT_EXPANSION", expansion)
+    pages = [
+        (f"p{n:03d}.txt", AuthorPage(f"F{n % 7}, G", (RawPaper(f"T{n % 40}", "S", f"a {n % 3}"),)))
+        for n in range(300)
+    ]
+    write_batch(tmp_path / "batches", 0, pages[:150])
+    write_batch(tmp_path / "batches", 1, pages[150:])
+    build_tables(tmp_path, CacheInputs(tmp_path / "batches", None, NO_REUSE), BuildLimits("64MB"))
+    parts = list((tmp_path / "version" / "state" / "variants").iterdir())
+    texts = sorted((tmp_path / "batches").glob("*.variants.parquet"))
+    size = pipelines.build.uncompressed_bytes(texts) * expansion
+    assert len(parts) == len(pipelines.build.id_prefixes(size, 64 * 10**6)) in (16, 256)
+    assert_same_tables(built(tmp_path), reference_tables(stage_pages(pages)))

@@ -201,7 +201,7 @@ def record_outputs(stage_dir: Path) -> None:
     version = stage_dir / "version"
     record = {
         p.relative_to(version).as_posix(): [p.stat().st_size, p.stat().st_mtime_ns]
-        for p in sorted(version.glob("*/*.parquet"))
+        for p in sorted(version.rglob("*.parquet"))
     }
     db = (stage_dir / DUCKDB_FILE).stat()
     record[DUCKDB_FILE] = [db.st_size, db.st_mtime_ns]
@@ -248,9 +248,12 @@ def restage_current(
     make_dir(stage_dir)
     for folder, replaced in ((PARQUET_DIR, tables), (STATE_DIR, state)):
         target = make_dir(stage_dir / "version" / folder)
-        for existing in (current / folder).glob("*.parquet"):
-            if existing.stem not in replaced:
-                os.link(existing, target / existing.name)
+        for existing in sorted((current / folder).rglob("*.parquet")):  # parts in subfolders
+            relative = existing.relative_to(current / folder)
+            if relative.parent == Path(".") and existing.stem in replaced:
+                continue
+            make_dir((target / relative).parent)
+            os.link(existing, target / relative)
     write_parquet(tables, stage_dir / "version" / PARQUET_DIR)
     write_parquet(state, stage_dir / "version" / STATE_DIR, declared=False)
     db_path = stage_dir / DUCKDB_FILE
