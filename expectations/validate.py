@@ -120,6 +120,12 @@ SET_LEVEL_TYPES = frozenset(
         "expect_table_row_count_to_equal_other_table",
     }
 )
+#: Set-level expectations that judge rows by their key alone (duplicates): every row with a
+#: given key value lands in the same partition of a hash of that key, so each runs over the
+#: whole table one partition at a time, with the same outcome and counts as on the whole.
+KEY_LEVEL_TYPES = frozenset(
+    {"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"}
+)
 SCHEMA_LEVEL_TYPES = frozenset(
     {
         "expect_table_columns_to_match_ordered_list",
@@ -304,6 +310,20 @@ class _Source:
             yield file.schema_arrow.empty_table().select(wanted)
 
 
+def key_partitions(keys: pa.Table, chunk_rows: int) -> Iterator[pa.Table]:
+    """The key columns' rows split into about rows / chunk_rows partitions by a hash of the
+    first key column, so equal keys share a partition (one partition if the table is small)."""
+    parts = max(-(-keys.num_rows // max(chunk_rows, 1)), 1)
+    if parts == 1 or keys.num_columns == 0:
+        yield keys
+        return
+    frame = pl.from_arrow(keys)
+    assert isinstance(frame, pl.DataFrame)
+    bucket = frame.get_column(keys.column_names[0]).hash(seed=0) % parts
+    for number in range(parts):
+        yield frame.filter(bucket == number).to_arrow(compat_level=pl.CompatLevel.oldest())
+
+
 def _context(docs_dir: Path) -> Any:
     gx = _gx()
     ProgressBarsConfig = gx.data_context.types.base.ProgressBarsConfig
@@ -417,10 +437,13 @@ def validate_tables(
 
 
 def expectation_level(expectation: dict[str, Any]) -> str:
-    """`rows`, `set` or `schema`: how much of a table this expectation (suite JSON) judges."""
+    """`rows`, `keys`, `set` or `schema`: how much of a table this expectation (suite JSON)
+    judges at once."""
     kind, kwargs = expectation["type"], expectation.get("kwargs", {})
     if kind in SCHEMA_LEVEL_TYPES:
         return "schema"
+    if kind in KEY_LEVEL_TYPES and kwargs.get("mostly", 1) >= 1:
+        return "keys"
     if kind in ROW_LEVEL_TYPES and kwargs.get("mostly", 1) >= 1:
         return "rows"
     return "set"
@@ -483,11 +506,18 @@ def _run_suites(
         declared = doc["expectations"]
         outcomes = [_Outcome() for _ in declared]
         all_columns: list[str] | None = None
-        for level in ("schema", "set", "rows"):
-            indices = [i for i, e in enumerate(declared) if expectation_level(e) == level]
+        levels = [
+            ("schema", [i for i, e in enumerate(declared) if expectation_level(e) == "schema"])
+        ]
+        levels += [("keys", [i]) for i, e in enumerate(declared) if expectation_level(e) == "keys"]
+        levels += [
+            (level, [i for i, e in enumerate(declared) if expectation_level(e) == level])
+            for level in ("set", "rows")
+        ]
+        for level, indices in levels:
             if not indices:
                 continue
-            part = f"{doc['name']}.{level}"
+            part = f"{doc['name']}.{level}" + (f"-{indices[0]}" if level == "keys" else "")
             suite = context.suites.add(
                 ExpectationSuite(
                     name=part,
@@ -530,6 +560,8 @@ def _run_suites(
                 chunks = iter([source.empty()])
             elif level == "set":
                 chunks = iter([source.project(columns)])
+            elif level == "keys":
+                chunks = key_partitions(source.project(columns), chunk_rows)
             else:
                 rows = _Source(changed[name]) if name in changed else source
                 chunks = rows.chunks(columns, chunk_rows)
