@@ -24,6 +24,14 @@ for _key in [k for k in os.environ if k.startswith("AUTHORGRAPH_")]:
 # A Prefect server kept by `authorgraph server start` on this machine is never used by tests.
 os.environ["AUTHORGRAPH_SERVER_DIR"] = tempfile.mkdtemp(prefix="authorgraph-server-")
 
+# Property tests run beside subprocess-heavy tests on 2 cores: a slow draw is load, not a bug.
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile(
+    "authorgraph", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("authorgraph")
+
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"
 FIXTURES = Path(__file__).parent / "fixtures"
