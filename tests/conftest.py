@@ -76,10 +76,14 @@ def run_stages(settings):  # type: ignore[no-untyped-def]
 
 
 def transform_only(settings):  # type: ignore[no-untyped-def]
-    """Extract and transform (no Prefect, nothing written)."""
+    """Extract and transform (no Prefect, nothing published): the tables are staged in a
+    fresh temporary warehouse, never in `settings.warehouse`."""
+    import dataclasses
+
     from pipelines import stages
 
-    return stages.transform(stages.extract(settings), settings, "test-run")
+    scratch = dataclasses.replace(settings, warehouse=Path(tempfile.mkdtemp(prefix="ag-wh-")))
+    return stages.transform(stages.extract(scratch), scratch, "test-run")
 
 
 @pytest.fixture(scope="session")
