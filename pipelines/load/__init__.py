@@ -1,1 +1,2 @@
-"""Publishing the tables into the DuckDB warehouse, and reading them back."""
+"""Load: publish the tables into the warehouse folder (staging, atomic swap, writer lock, run
+state, safe file I/O, folder checks, the analytics views) and read them back."""
