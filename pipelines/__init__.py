@@ -1,1 +1,2 @@
-"""authorgraph pipelines: configuration, extract, the Prefect flow and the CLI."""
+"""authorgraph pipelines: orchestration (config, stages, the Prefect flow) at the top, the
+extract, transform and load stages, the CLI and operations in subpackages."""

@@ -1,6 +1,6 @@
-"""`python -m pipelines` runs the authorgraph CLI."""
+"""`python -m authorgraph.pipelines` runs the authorgraph CLI."""
 
-from pipelines.cli import main
+from authorgraph.pipelines.cli.commands import main
 
 if __name__ == "__main__":
     main()

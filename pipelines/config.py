@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from transforms.parse import DEFAULT_MAX_BYTES
-from warehouse.folder import DATA_DOCS_DIR
+from authorgraph.pipelines.load.folder import DATA_DOCS_DIR
+from authorgraph.transforms.parse import DEFAULT_MAX_BYTES
 
 ENV_PREFIX = "AUTHORGRAPH_"
 

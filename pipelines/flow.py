@@ -14,12 +14,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import State
 from prefect.utilities.annotations import quote
 
-from expectations.validate import ValidationReport
-from pipelines import stages
-from pipelines.artifacts import ARTIFACT_KEY, run_markdown
-from pipelines.config import Settings
-from pipelines.extract import PlannedFile, SeedsError
-from warehouse.errors import WarehouseError
+from authorgraph.expectations.validate import ValidationReport
+from authorgraph.pipelines import stages
+from authorgraph.pipelines.artifacts import ARTIFACT_KEY, run_markdown
+from authorgraph.pipelines.config import Settings
+from authorgraph.pipelines.extract.seeds import PlannedFile, SeedsError
+from authorgraph.pipelines.load.errors import WarehouseError
 
 Progress = Callable[[int], None]
 

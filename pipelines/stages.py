@@ -23,10 +23,11 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from expectations.validate import ValidationFailed, ValidationReport, validate_tables
-from pipelines.build import BuildLimits, CacheInputs, build_tables, rows_not_in
-from pipelines.config import Settings
-from pipelines.extract import (
+from authorgraph.expectations.validate import ValidationFailed, ValidationReport, validate_tables
+from authorgraph.pipelines.config import Settings
+from authorgraph.pipelines.extract.fingerprint import BuildKeys, build_keys, software_version
+from authorgraph.pipelines.extract.parsing import BatchResult, parse_batch, parse_files
+from authorgraph.pipelines.extract.seeds import (
     AFRESH_CODES,
     NOT_COPIED_CODES,
     FileOutcome,
@@ -37,13 +38,9 @@ from pipelines.extract import (
     hash_file,
     list_seeds,
 )
-from pipelines.fingerprint import BuildKeys, build_keys, software_version
-from pipelines.parsing import BatchResult, parse_batch, parse_files
-from transforms.schema import CORE_TABLES, REJECTED_FILES, RUNS, TABLES_BY_NAME, Table
-from transforms.tables import to_arrow
-from warehouse.folder import check_warehouse, owner_note
-from warehouse.lock import LOCK_FILE, writer_lock
-from warehouse.publish import (
+from authorgraph.pipelines.load.folder import check_warehouse, owner_note
+from authorgraph.pipelines.load.lock import LOCK_FILE, writer_lock
+from authorgraph.pipelines.load.publish import (
     DUCKDB_FILE,
     PARQUET_DIR,
     VERSIONS_DIR,
@@ -63,7 +60,21 @@ from warehouse.publish import (
     sync_quarantine,
     write_parquet,
 )
-from warehouse.state import BUILD_SCHEMA, RunState, append_run_log, read_run_log, read_state
+from authorgraph.pipelines.load.state import (
+    BUILD_SCHEMA,
+    RunState,
+    append_run_log,
+    read_run_log,
+    read_state,
+)
+from authorgraph.pipelines.transform.build import (
+    BuildLimits,
+    CacheInputs,
+    build_tables,
+    rows_not_in,
+)
+from authorgraph.transforms.schema import CORE_TABLES, REJECTED_FILES, RUNS, TABLES_BY_NAME, Table
+from authorgraph.transforms.tables import to_arrow
 
 LOADED, REJECTED, DELETED = "loaded", "rejected", "deleted"
 # Re-exported: the flow submits parse_batch as a task and passes BatchResults to transform.

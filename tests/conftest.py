@@ -58,7 +58,7 @@ def seeds_copy(tmp_path: Path) -> Path:
 @pytest.fixture
 def settings_for(tmp_path: Path):  # type: ignore[no-untyped-def]
     """Build Settings for a seeds folder and a fresh warehouse under tmp_path."""
-    from pipelines.config import Settings
+    from authorgraph.pipelines.config import Settings
 
     def make(seeds: Path, **kwargs: object) -> Settings:
         return Settings(seeds=seeds, warehouse=tmp_path / "warehouse", **kwargs)  # type: ignore[arg-type]
@@ -68,7 +68,7 @@ def settings_for(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def run_stages(settings):  # type: ignore[no-untyped-def]
     """One run as plain calls (no Prefect): the flow's own sequence, `stages.run_sequence`."""
-    from pipelines import stages
+    from authorgraph.pipelines import stages
 
     outcome = stages.run_sequence(settings)
     outcome.transformed.warnings.extend(outcome.loaded.warnings)
@@ -80,7 +80,7 @@ def transform_only(settings):  # type: ignore[no-untyped-def]
     fresh temporary warehouse, never in `settings.warehouse`."""
     import dataclasses
 
-    from pipelines import stages
+    from authorgraph.pipelines import stages
 
     scratch = dataclasses.replace(settings, warehouse=Path(tempfile.mkdtemp(prefix="ag-wh-")))
     return stages.transform(stages.extract(scratch), scratch, "test-run")
@@ -89,7 +89,7 @@ def transform_only(settings):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def seeds_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A warehouse published from seeds/ without Prefect (fast; shared, so treat as read-only)."""
-    from pipelines.config import Settings
+    from authorgraph.pipelines.config import Settings
 
     settings = Settings(seeds=SEEDS, warehouse=tmp_path_factory.mktemp("seeds-warehouse"))
     run_stages(settings)

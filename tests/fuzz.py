@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from transforms.parse import (
+from authorgraph.transforms.parse import (
     DEFAULT_MAX_BYTES,
     HEADER,
     AuthorPage,
@@ -33,7 +33,7 @@ from transforms.parse import (
     parse_author_page,
     render_author_page,
 )
-from transforms.schema import REASON_CODES
+from authorgraph.transforms.schema import REASON_CODES
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 BOM = b"\xef\xbb\xbf"

@@ -4,46 +4,103 @@ from __future__ import annotations
 
 import ast
 import re
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
 
-FORBIDDEN_IN_TRANSFORMS = {
-    "prefect",
-    "duckdb",
-    "great_expectations",
-    "pipelines",
-    "warehouse",
-    "expectations",
-}
+#: The folders that install as `authorgraph.<folder>` (pyproject's package-dir).
+PACKAGES = ("pipelines", "transforms", "expectations", "warehouse")
+LIBRARIES = {"prefect", "prefect_dask", "dask", "distributed", "duckdb", "great_expectations"}
+#: The stage subpackages of pipelines/ and the surfaces (and orchestration) they never import.
+STAGES = ("extract", "transform", "load")
+OUTER = (
+    "authorgraph.pipelines.cli",
+    "authorgraph.pipelines.ops",
+    "authorgraph.pipelines.flow",
+    "authorgraph.pipelines.stages",
+    "authorgraph.pipelines.artifacts",
+)
 
 
-def imported_modules(package: str) -> set[str]:
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(["authorgraph", *parts])
+
+
+def imports_of(path: Path) -> set[str]:
+    """Absolute names of the modules `path` imports (relative imports resolved)."""
+    package = module_name(path).split(".")
+    if path.name != "__init__.py":
+        package.pop()
     names: set[str] = set()
-    for path in (ROOT / package).rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                names |= {a.name.split(".")[0] for a in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names.add(node.module.split(".")[0])
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            names |= {f"{module}.{a.name}" for a in node.names} | {module}
     return names
 
 
+def imported_modules(folder: str) -> set[str]:
+    return {name for path in (ROOT / folder).rglob("*.py") for name in imports_of(path)}
+
+
+def under(names: set[str], *prefixes: str) -> set[str]:
+    return {n for n in names for p in prefixes if n == p or n.startswith(p + ".")}
+
+
 def test_transforms_are_pure() -> None:
-    assert imported_modules("transforms") & FORBIDDEN_IN_TRANSFORMS == set()
+    names = imported_modules("transforms")
+    assert under(names, *LIBRARIES) == set()
+    assert under(names, "authorgraph") - under(names, "authorgraph.transforms") == set()
 
 
-@pytest.mark.parametrize("package", ["expectations", "warehouse"])
-def test_middle_layers_do_not_import_pipelines_or_each_other(package: str) -> None:
-    other = {"expectations", "warehouse"} - {package}
-    assert imported_modules(package) & ({"pipelines", "prefect"} | other) == set()
+def test_expectations_import_neither_pipelines_nor_the_load_side() -> None:
+    names = imported_modules("expectations")
+    assert under(names, "authorgraph.pipelines", "authorgraph.warehouse", "prefect") == set()
+
+
+def test_load_side_imports_only_itself_and_transforms() -> None:
+    names = under(imported_modules("pipelines/load"), "authorgraph", "prefect")
+    allowed = under(names, "authorgraph.pipelines.load", "authorgraph.transforms")
+    assert names - allowed == set()
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_stages_do_not_import_orchestration_or_surfaces(stage: str) -> None:
+    assert under(imported_modules(f"pipelines/{stage}"), *OUTER) == set()
+
+
+def test_no_bare_top_level_imports() -> None:
+    """Code, tests and benchmarks import the folders as `authorgraph.<folder>` only: a bare
+    `transforms` (or `pipelines`, ...) would be whichever package of that name is installed."""
+    paths = [p for folder in (*PACKAGES, "tests") for p in (ROOT / folder).rglob("*.py")]
+    assert len(paths) > 40
+    bare = {
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in paths
+        for name in imports_of(path)
+        if name.split(".")[0] in PACKAGES
+    }
+    assert bare == set()
+
+
+def test_warehouse_holds_no_python() -> None:
+    """warehouse/ is the warehouse: SQL views and built files, never code."""
+    assert list((ROOT / "warehouse" / "sql").glob("*.sql"))
+    assert [p for p in (ROOT / "warehouse").rglob("*.py")] == []
 
 
 def test_readme_documents_every_command() -> None:
     """The README's command table has a row for every command (and the server group's
     subcommands), and the README names its two make targets."""
-    from pipelines.cli import app
+    from authorgraph.pipelines.cli.commands import app
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     rows = "\n".join(re.findall(r"^\| `authorgraph .*$", readme, flags=re.MULTILINE))
@@ -62,8 +119,8 @@ def test_readme_documents_every_command() -> None:
 def test_every_reason_code_is_documented_and_has_a_fixture() -> None:
     """docs/format.md, the input contract's home, gives every reason code a row of its table, in
     the order they are checked (the order of REASON_CODES)."""
-    from pipelines.extract import AFRESH_CODES
-    from transforms.schema import REASON_CODES
+    from authorgraph.pipelines.extract.seeds import AFRESH_CODES
+    from authorgraph.transforms.schema import REASON_CODES
 
     contract = (ROOT / "docs" / "format.md").read_text(encoding="utf-8")
     documented = re.findall(r"^\| `([A-Z0-9_]+)` \|", contract, flags=re.MULTILINE)

@@ -29,7 +29,7 @@ async def read_run_artifact(flow_run_id: object) -> str:
 def test_run_artifact_reports_files_rows_validation_and_docs(
     seeds_copy: Path, settings_for
 ) -> None:  # type: ignore[no-untyped-def]
-    from pipelines.flow import authorgraph_flow
+    from authorgraph.pipelines.flow import authorgraph_flow
 
     shutil.copy(FIXTURES / "bad" / "incomplete_paper.txt", seeds_copy / "zz | bad.txt")
     settings = settings_for(seeds_copy)

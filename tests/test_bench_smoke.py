@@ -14,8 +14,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines import stages
-from pipelines.config import Settings
+from authorgraph.pipelines import stages
+from authorgraph.pipelines.config import Settings
 from tests.benchmarks import pandas_peer, polars_peer
 from tests.benchmarks.bench import parse_sizes
 from tests.benchmarks.generate import REALDATA, generate

@@ -19,9 +19,9 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
+from authorgraph.pipelines.load.views import view_names
+from authorgraph.transforms.schema import ALL_TABLES
 from tests.conftest import ROOT
-from transforms.schema import ALL_TABLES
-from warehouse.views import view_names
 
 #: DuckDB 1.x CLIs to test against: 1.4 (the LTS line the file is written for) and the newest 1.x.
 #: The Makefile's DUCKDB_CLI_VERSIONS installs the same list.

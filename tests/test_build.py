@@ -1,7 +1,7 @@
 """The out-of-core build (DuckDB over staged Parquet batches) equals the pure reference rules.
 
-`transforms.tables.build_tables` states first-copy-wins and de-duplication on frames; the
-pipeline builds the same tables with DuckDB from batches on disk, under a memory limit, with
+`authorgraph.transforms.tables.build_tables` states first-copy-wins and de-duplication on frames;
+the pipeline builds the same tables with DuckDB from batches on disk, under a memory limit, with
 some rows reused from the previous version's cache. These tests hold the two to each other.
 """
 
@@ -17,13 +17,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from pipelines.build import BuildLimits, CacheInputs, build_tables
-from pipelines.parsing import BatchResult, batch_path, parse_batch
+from authorgraph.pipelines.extract.parsing import BatchResult, batch_path, parse_batch
+from authorgraph.pipelines.transform.build import BuildLimits, CacheInputs, build_tables
+from authorgraph.transforms.parse import AuthorPage, RawPaper
+from authorgraph.transforms.schema import CORE_TABLES
+from authorgraph.transforms.tables import build_tables as reference_tables
+from authorgraph.transforms.tables import stage_pages
 from tests.test_hypothesis import name, paper
-from transforms.parse import AuthorPage, RawPaper
-from transforms.schema import CORE_TABLES
-from transforms.tables import build_tables as reference_tables
-from transforms.tables import stage_pages
 
 NO_REUSE = pa.table({"file_name": pa.array([], pa.string()), "sha256": pa.array([], pa.string())})
 
@@ -154,10 +154,10 @@ def test_reused_rows_come_from_the_previous_cache_and_unused_variants_are_droppe
 def test_a_parse_batch_writes_its_rows_to_disk_and_returns_only_outcomes(
     tmp_path: Path,
 ) -> None:
-    from pipelines.extract import list_seeds
-    from pipelines.stages import plan_files
+    from authorgraph.pipelines.extract.seeds import list_seeds
+    from authorgraph.pipelines.load.state import RunState
+    from authorgraph.pipelines.stages import plan_files
     from tests.conftest import SEEDS
-    from warehouse.state import RunState
 
     seeds = tmp_path / "seeds"
     shutil.copytree(SEEDS, seeds)
@@ -184,9 +184,9 @@ def test_texts_larger_than_the_limit_are_built_in_parts_with_the_same_tables(
 ) -> None:
     """Texts counted as far larger than the limit: variants are split by paper id prefix (16
     or 256 parts), papers built part by part in key order; the tables are unchanged."""
-    import pipelines.build
+    from authorgraph.pipelines.transform import build
 
-    monkeypatch.setattr(pipelines.build, "TEXT_EXPANSION", expansion)
+    monkeypatch.setattr(build, "TEXT_EXPANSION", expansion)
     pages = [
         (f"p{n:03d}.txt", AuthorPage(f"F{n % 7}, G", (RawPaper(f"T{n % 40}", "S", f"a {n % 3}"),)))
         for n in range(300)
@@ -196,6 +196,6 @@ def test_texts_larger_than_the_limit_are_built_in_parts_with_the_same_tables(
     build_tables(tmp_path, CacheInputs(tmp_path / "batches", None, NO_REUSE), BuildLimits("64MB"))
     parts = list((tmp_path / "version" / "state" / "variants").iterdir())
     texts = sorted((tmp_path / "batches").glob("*.variants.parquet"))
-    size = pipelines.build.uncompressed_bytes(texts) * expansion
-    assert len(parts) == len(pipelines.build.id_prefixes(size, 64 * 10**6)) in (16, 256)
+    size = build.uncompressed_bytes(texts) * expansion
+    assert len(parts) == len(build.id_prefixes(size, 64 * 10**6)) in (16, 256)
     assert_same_tables(built(tmp_path), reference_tables(stage_pages(pages)))

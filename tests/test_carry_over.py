@@ -15,14 +15,20 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines import fingerprint, stages
-from pipelines.config import Settings
-from pipelines.fingerprint import OUTPUT_SOURCES, PARSE_SOURCES, BuildKeys, software_version
+from authorgraph.pipelines import stages
+from authorgraph.pipelines.config import Settings
+from authorgraph.pipelines.extract import fingerprint
+from authorgraph.pipelines.extract.fingerprint import (
+    OUTPUT_SOURCES,
+    PARSE_SOURCES,
+    BuildKeys,
+    software_version,
+)
+from authorgraph.pipelines.load.errors import WarehouseDamaged
+from authorgraph.pipelines.load.publish import check_outputs
+from authorgraph.pipelines.load.safe_io import UnsafePathError
+from authorgraph.pipelines.load.state import read_state
 from tests.conftest import ROOT, run_stages
-from warehouse.errors import WarehouseDamaged
-from warehouse.publish import check_outputs
-from warehouse.safe_io import UnsafePathError
-from warehouse.state import read_state
 
 
 def runs(settings: Settings) -> list[tuple[str, str]]:
@@ -53,9 +59,10 @@ def test_keys_cover_code_suites_views_and_settings() -> None:
         return {p.relative_to(ROOT).as_posix() for pat in patterns for p in ROOT.glob(pat)}
 
     parse, output = matched(PARSE_SOURCES), matched(OUTPUT_SOURCES)
-    assert {"transforms/parse.py", "transforms/normalize.py", "pipelines/extract.py"} <= parse
+    assert {"transforms/parse.py", "transforms/normalize.py", "pipelines/extract/seeds.py"} <= parse
     assert "expectations/suites/papers.json" in output
     assert any(name.startswith("warehouse/sql/") for name in output)
+    assert {"pipelines/load/publish.py", "pipelines/transform/build.py"} <= output
     assert parse <= output
     assert fingerprint.build_keys(100) != fingerprint.build_keys(200)
     version = software_version()

@@ -47,7 +47,7 @@ def start_run(
     run_env = dict(env)
     if fault:
         run_env["AUTHORGRAPH_FAULT"] = fault
-    command = [sys.executable, "-m", "pipelines", "run", "--seeds", str(seeds)]
+    command = [sys.executable, "-m", "authorgraph.pipelines", "run", "--seeds", str(seeds)]
     command += ["--warehouse", str(warehouse), *args]
     return subprocess.Popen(
         command, cwd=ROOT, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

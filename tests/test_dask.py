@@ -10,7 +10,7 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.cli import app
+from authorgraph.pipelines.cli.commands import app
 from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

@@ -12,12 +12,12 @@ from tests.conftest import ROOT, SEEDS
 
 
 def test_prefect_yaml_points_at_the_served_flow_with_its_parameters() -> None:
-    from pipelines import serve
+    from authorgraph.pipelines.ops import serve
 
     spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     (deployment,) = spec["deployments"]
     path, name = deployment["entrypoint"].split(":")
-    assert (ROOT / path).resolve() == (ROOT / "pipelines" / "serve.py").resolve()
+    assert (ROOT / path).resolve() == (ROOT / "pipelines" / "ops" / "serve.py").resolve()
     flow = getattr(serve, name)
     assert flow is serve.scheduled_flow and flow.name == "authorgraph"
     assert deployment["name"] == serve.DEPLOYMENT_NAME
@@ -29,7 +29,7 @@ def test_prefect_yaml_points_at_the_served_flow_with_its_parameters() -> None:
 def test_serve_and_runner_usage_errors_exit_2(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from pipelines.cli import app
+    from authorgraph.pipelines.cli.commands import app
 
     runner = CliRunner()
     both = runner.invoke(app, ["serve", "--cron", "0 * * * *", "--interval", "60"])
@@ -47,7 +47,7 @@ def test_serve_and_runner_usage_errors_exit_2(tmp_path: Path) -> None:
 def test_progress_bar_only_on_a_terminal(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from rich.console import Console
 
-    from pipelines.progress import file_progress
+    from authorgraph.pipelines.cli.progress import file_progress
 
     with file_progress(Console(file=io.StringIO())) as progress:
         assert progress is None
@@ -56,7 +56,7 @@ def test_progress_bar_only_on_a_terminal(monkeypatch) -> None:  # type: ignore[n
         assert progress is not None
         progress(3)  # before SHOW_AFTER_SECONDS: counted, nothing drawn yet
     assert "parsing files" not in buffer.getvalue()
-    monkeypatch.setattr("pipelines.progress.SHOW_AFTER_SECONDS", 0.0)
+    monkeypatch.setattr("authorgraph.pipelines.cli.progress.SHOW_AFTER_SECONDS", 0.0)
     buffer = io.StringIO()
     with file_progress(Console(file=buffer, force_terminal=True, width=80)) as progress:
         assert progress is not None

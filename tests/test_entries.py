@@ -14,12 +14,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines import extract as extract_module
-from pipelines import stages
-from pipelines.extract import escape_file_name, list_seeds
+from authorgraph.pipelines import stages
+from authorgraph.pipelines.extract import seeds as extract_module
+from authorgraph.pipelines.extract.seeds import escape_file_name, list_seeds
+from authorgraph.transforms.parse import RawPaper, render_author_page
 from tests.conftest import FIXTURES, run_stages, transform_only
 from tests.test_concurrency import cli_env  # noqa: F401 (a fixture)
-from transforms.parse import RawPaper, render_author_page
 
 GOOD = {"authors": 5, "papers": 25, "authorship": 33}
 

@@ -19,8 +19,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.cli import EXIT_NO_SPACE, EXIT_USAGE, EXIT_VALIDATION, EXIT_WAREHOUSE
-from pipelines.config import Settings
+from authorgraph.pipelines.cli.commands import (
+    EXIT_NO_SPACE,
+    EXIT_USAGE,
+    EXIT_VALIDATION,
+    EXIT_WAREHOUSE,
+)
+from authorgraph.pipelines.config import Settings
 from tests.conftest import ROOT, run_stages
 from tests.test_concurrency import add_page, cli_env  # noqa: F401 (a fixture)
 
@@ -34,7 +39,7 @@ NO_DAC = [
 def authorgraph(
     *args: str, env: dict[str, str] | None = None, wrap: list[str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    command = [*(wrap or []), sys.executable, "-m", "pipelines", *args]
+    command = [*(wrap or []), sys.executable, "-m", "authorgraph.pipelines", *args]
     base = {
         k: v
         for k, v in os.environ.items()

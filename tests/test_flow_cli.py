@@ -13,9 +13,9 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from expectations.validate import ValidationFailed
-from pipelines import stages
-from pipelines.cli import app
+from authorgraph.expectations.validate import ValidationFailed
+from authorgraph.pipelines import stages
+from authorgraph.pipelines.cli.commands import app
 from tests.conftest import FIXTURES, ROOT, SEEDS
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -123,8 +123,8 @@ def test_failed_validation_publishes_nothing(
 def test_flow_raises_validation_failed_directly(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipelines.config import Settings
-    from pipelines.flow import authorgraph_flow
+    from authorgraph.pipelines.config import Settings
+    from authorgraph.pipelines.flow import authorgraph_flow
 
     real_transform = stages.transform
 
@@ -170,7 +170,10 @@ def test_every_command_has_help(command: list[str]) -> None:
 
 def test_python_m_pipelines_help() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "pipelines", "--help"], capture_output=True, text=True, cwd=ROOT
+        [sys.executable, "-m", "authorgraph.pipelines", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     assert result.returncode == 0
     for command in ("run", "validate", "sql"):
@@ -179,8 +182,8 @@ def test_python_m_pipelines_help() -> None:
 
 @pytest.mark.parametrize("runner", ["pool", "threads"])
 def test_progress_hears_every_parsed_file(runner: str, tmp_path: Path) -> None:
-    from pipelines.config import Settings
-    from pipelines.flow import authorgraph_flow
+    from authorgraph.pipelines.config import Settings
+    from authorgraph.pipelines.flow import authorgraph_flow
 
     heard: list[int] = []
     settings = Settings(seeds=SEEDS, warehouse=tmp_path / "wh", runner=runner, workers=2)

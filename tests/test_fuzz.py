@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from authorgraph.transforms.parse import DEFAULT_MAX_BYTES, PageRejected, parse_author_page
 from tests import fuzz
-from transforms.parse import DEFAULT_MAX_BYTES, PageRejected, parse_author_page
 
 CASES = 2000
 
@@ -81,7 +81,7 @@ def test_large_truncated_page_names_the_cut_title(seeds: list[bytes]) -> None:
 
 _PEAK_MEMORY_CHILD = """
 import resource, sys
-from transforms.parse import PageRejected, parse_author_page
+from authorgraph.transforms.parse import PageRejected, parse_author_page
 
 HEADER = "Goto\\n\\nCollaborating Authors\\n\\n\\u00a0Long, Page\\n\\n\\n"
 SIZE = 16 * 1024 * 1024 - 4096

@@ -7,7 +7,7 @@ import hashlib
 import polars as pl
 import pytest
 
-from pipelines.config import Settings
+from authorgraph.pipelines.config import Settings
 from tests.conftest import ROOT, SEEDS, transform_only
 
 

@@ -6,13 +6,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transforms.normalize import (
+from authorgraph.transforms.normalize import (
     identity_key,
     paper_id_for,
     paper_id_of_parsed,
     parse_person_name,
 )
-from transforms.parse import (
+from authorgraph.transforms.parse import (
     PageRejected,
     RawPaper,
     fold_whitespace,

@@ -15,11 +15,11 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from pipelines import stages
-from pipelines.config import Settings
+from authorgraph.pipelines import stages
+from authorgraph.pipelines.config import Settings
+from authorgraph.pipelines.load.publish import read_published_tables
+from authorgraph.transforms.schema import ALL_TABLES
 from tests.conftest import FIXTURES, run_stages
-from transforms.schema import ALL_TABLES
-from warehouse.publish import read_published_tables
 
 DATA_TABLES = ("authors", "papers", "authorship", "rejected_files")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from transforms.normalize import (
+from authorgraph.transforms.normalize import (
     PersonName,
     author_id_for,
     identity_key,

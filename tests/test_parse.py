@@ -6,7 +6,7 @@ import unicodedata
 
 import pytest
 
-from transforms.parse import AuthorPage, PageRejected, RawPaper, parse_author_page
+from authorgraph.transforms.parse import AuthorPage, PageRejected, RawPaper, parse_author_page
 
 HEADER = "Goto\n\nCollaborating Authors\n\n\u00a0"
 PAPER = "A Title\n\narXiv.org Machine Learning\n\nAn abstract."
@@ -240,7 +240,7 @@ def test_b1_long_combining_mark_runs_are_nfc(marks: str) -> None:
 
 def test_marks_of_class_0_that_decompose_to_marks_are_listed() -> None:
     """The long-run finder must know every character whose decomposition starts with a mark."""
-    from transforms.parse import _MARKS_WITH_CLASS_0
+    from authorgraph.transforms.parse import _MARKS_WITH_CLASS_0
 
     found = {
         c

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from authorgraph.pipelines.load.publish import run_query
 from tests.conftest import ROOT
 from tests.markdown import DOC_FILES, Block, split_fences, sql_blocks
-from warehouse.publish import run_query
 
 ALL_SQL = [block for path in DOC_FILES for block in sql_blocks(path)]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from pipelines.cli import app
-from pipelines.report import read_report_data
+from authorgraph.pipelines.cli.commands import app
+from authorgraph.pipelines.cli.report import read_report_data
 
 runner = CliRunner()
 

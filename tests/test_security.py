@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.cli import app
+from authorgraph.pipelines.cli.commands import app
+from authorgraph.pipelines.load.lock import writer_lock
+from authorgraph.pipelines.load.publish import WarehouseError, run_query, sync_quarantine
+from authorgraph.pipelines.load.safe_io import UnsafePathError
+from authorgraph.pipelines.load.state import RUN_LOG, append_run_log
 from tests.conftest import FIXTURES, ROOT
 from tests.test_concurrency import cli_env, run_cli  # noqa: F401  (cli_env: a fixture)
-from warehouse.lock import writer_lock
-from warehouse.publish import WarehouseError, run_query, sync_quarantine
-from warehouse.safe_io import UnsafePathError
-from warehouse.state import RUN_LOG, append_run_log
 
 runner = CliRunner()
 PRECIOUS = b"precious contents, not the pipeline's\n"
@@ -136,7 +136,15 @@ def test_sql_cli_process_refuses_copy_over_the_published_parquet(
     before = papers.read_bytes()
     query = f"COPY (SELECT 'pwned' AS title) TO '{papers}' (FORMAT parquet)"
     process = subprocess.run(
-        [sys.executable, "-m", "pipelines", "sql", query, "--warehouse", str(warehouse)],
+        [
+            sys.executable,
+            "-m",
+            "authorgraph.pipelines",
+            "sql",
+            query,
+            "--warehouse",
+            str(warehouse),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -281,7 +289,14 @@ def test_nothing_any_command_writes_is_group_or_world_writable(
         ["report"],
     ):
         process = subprocess.run(
-            [sys.executable, "-m", "pipelines", *command, "--warehouse", str(warehouse)],
+            [
+                sys.executable,
+                "-m",
+                "authorgraph.pipelines",
+                *command,
+                "--warehouse",
+                str(warehouse),
+            ],
             cwd=ROOT,
             env=cli_env,
             capture_output=True,
@@ -308,7 +323,7 @@ HOSTILE = "<img src=x onerror=alert(1)>[x](http://e)![i](http://e/i.png)"
 def test_artifact_markdown_renders_data_as_text() -> None:
     from markdown_it import MarkdownIt
 
-    from pipelines.artifacts import run_markdown
+    from authorgraph.pipelines.artifacts import run_markdown
 
     name = f"{HOSTILE} `tick` *em* _u_ a|b <http://x> www.e.com &amp; ~~s~~\nsecond line"
     record = {

@@ -48,7 +48,7 @@ def start_serve(
     env |= {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "HOME": str(tmp_path / "home")}
     if fault:
         env["AUTHORGRAPH_FAULT"] = fault
-    command = [sys.executable, "-m", "pipelines", "serve", "--interval", str(interval)]
+    command = [sys.executable, "-m", "authorgraph.pipelines", "serve", "--interval", str(interval)]
     command += ["--seeds", str(seeds), "--warehouse", str(warehouse)]
     with (tmp_path / "serve.log").open("w") as log:
         return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

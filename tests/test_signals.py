@@ -101,7 +101,7 @@ def start_run(
     seeds: Path, warehouse: Path, prefect_home: Path, log: Path, *args: str
 ) -> subprocess.Popen[bytes]:
     """`authorgraph run` with its own Prefect server, mid-run for a minute, output to `log`."""
-    command = [sys.executable, "-m", "pipelines", "run", "--seeds", str(seeds)]
+    command = [sys.executable, "-m", "authorgraph.pipelines", "run", "--seeds", str(seeds)]
     command += ["--warehouse", str(warehouse), *args]
     with log.open("wb") as out:
         return subprocess.Popen(

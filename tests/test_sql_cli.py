@@ -9,8 +9,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from pipelines.cli import app
-from pipelines.formats import to_csv, to_json
+from authorgraph.pipelines.cli.commands import app
+from authorgraph.pipelines.cli.formats import to_csv, to_json
 
 runner = CliRunner()
 QUERY = (

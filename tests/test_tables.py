@@ -5,10 +5,10 @@ from __future__ import annotations
 import polars as pl
 from polars.testing import assert_frame_equal
 
-from transforms.normalize import author_id_for, paper_id_for
-from transforms.parse import AuthorPage, RawPaper
-from transforms.schema import AUTHORS, AUTHORSHIP, PAPERS
-from transforms.tables import StagedPages, build_tables, stage_pages, to_arrow
+from authorgraph.transforms.normalize import author_id_for, paper_id_for
+from authorgraph.transforms.parse import AuthorPage, RawPaper
+from authorgraph.transforms.schema import AUTHORS, AUTHORSHIP, PAPERS
+from authorgraph.transforms.tables import StagedPages, build_tables, stage_pages, to_arrow
 
 GEMMA = RawPaper("Gemma 3", "arXiv.org Artificial Intelligence", "We introduce Gemma 3.")
 JET = RawPaper("Jet", "arXiv.org Machine Learning", None)

@@ -14,8 +14,8 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from expectations import validate
-from expectations.validate import (
+from authorgraph.expectations import validate
+from authorgraph.expectations.validate import (
     RELATIONSHIPS,
     SUITES_DIR,
     TableInput,
@@ -24,9 +24,9 @@ from expectations.validate import (
     expectation_level,
     validate_tables,
 )
-from pipelines.config import Settings
+from authorgraph.pipelines.config import Settings
+from authorgraph.transforms.schema import CORE_TABLES
 from tests.conftest import SEEDS, transform_only
-from transforms.schema import CORE_TABLES
 
 Frames = dict[str, pl.DataFrame]
 AsInput = Callable[[Frames], dict[str, TableInput]]

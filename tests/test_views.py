@@ -10,10 +10,10 @@ import duckdb
 import polars as pl
 import pytest
 
-from pipelines.config import Settings
+from authorgraph.pipelines.config import Settings
+from authorgraph.pipelines.load.views import SQL_DIR, view_names
+from authorgraph.transforms.parse import parse_author_page
 from tests.conftest import ROOT, SEEDS, transform_only
-from transforms.parse import parse_author_page
-from warehouse.views import SQL_DIR, view_names
 
 
 @pytest.fixture(scope="module")

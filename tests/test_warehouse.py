@@ -7,10 +7,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.config import Settings
+from authorgraph.pipelines.config import Settings
+from authorgraph.pipelines.load.publish import WarehouseError, read_published_tables, run_query
+from authorgraph.transforms.schema import ALL_TABLES
 from tests.conftest import SEEDS, run_stages
-from transforms.schema import ALL_TABLES
-from warehouse.publish import WarehouseError, read_published_tables, run_query
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from transforms.parse import has_odd_whitespace
+from authorgraph.transforms.parse import has_odd_whitespace
 
 # Han ideographs, kana, Hangul and their compatibility / extension blocks.
 _CJK = re.compile(

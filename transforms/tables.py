@@ -12,15 +12,15 @@ from dataclasses import dataclass
 import polars as pl
 import pyarrow as pa
 
-from transforms.normalize import (
+from authorgraph.transforms.normalize import (
     author_id_for,
     paper_id_of_parsed,
     parse_person_name,
     stable_id,
     subject_of,
 )
-from transforms.parse import AuthorPage, RawPaper
-from transforms.schema import AUTHORS, PAPERS, Table
+from authorgraph.transforms.parse import AuthorPage, RawPaper
+from authorgraph.transforms.schema import AUTHORS, PAPERS, Table
 
 PAGE_AUTHOR_SCHEMA: dict[str, pl.DataType] = {
     "file_name": pl.String(),

@@ -7,11 +7,12 @@
 
 Per size it generates (or reuses) a seeded corpus, then measures, each in its own subprocess:
 the floor (read every byte), the two peers (`pandas_peer.py`, `polars_peer.py`: the plain
-script a user would write, Parquet included), the plain stage functions of `pipelines.stages`
-(no Prefect), and whole `authorgraph run`s: a full run, a no-change re-run and a re-run with 1%
-of the files changed. Start-up is a warm `authorgraph run` on `seeds/` beside a no-op Prefect
-flow run in a fresh process. Every table is checked against the generator's expected.json.
-Page-cache state: every measurement runs after a warm-up read (warm cache).
+script a user would write, Parquet included), the plain stage functions of
+`authorgraph.pipelines.stages` (no Prefect), and whole `authorgraph run`s: a full run, a no-change
+re-run and a re-run with 1% of the files changed. Start-up is a warm `authorgraph run` on
+`seeds/` beside a no-op Prefect flow run in a fresh process. Every table is checked against the
+generator's expected.json. Page-cache state: every measurement runs after a warm-up read (warm
+cache).
 
 Peak RSS is of the whole process tree: a thread polls the child and all its descendants with
 psutil every POLL_SECONDS and keeps the largest sum of their RSS (shared pages count once per
@@ -120,9 +121,9 @@ def worker_stages(pages: Path, workdir: Path) -> Result:
     t0 = time.perf_counter()
     from datetime import UTC, datetime
 
-    from pipelines import stages
-    from pipelines.config import Settings, default_workers
-    from pipelines.extract import hash_file
+    from authorgraph.pipelines import stages
+    from authorgraph.pipelines.config import Settings, default_workers
+    from authorgraph.pipelines.extract.seeds import hash_file
 
     times: dict[str, float] = {"import": time.perf_counter() - t0}
     settings = Settings(seeds=pages, warehouse=workdir / "warehouse", workers=default_workers())
@@ -259,7 +260,7 @@ def worker(kind: str, pages: Path, env: dict[str, str], *extra: str) -> Result:
 
 def authorgraph_run(pages: Path, warehouse: Path, env: dict[str, str]) -> Result:
     """One whole `authorgraph run` as a user would start it."""
-    cmd = [sys.executable, "-m", "pipelines", "run", "--seeds", str(pages)]
+    cmd = [sys.executable, "-m", "authorgraph.pipelines", "run", "--seeds", str(pages)]
     return measure([*cmd, "--warehouse", str(warehouse)], env)
 
 
@@ -343,7 +344,7 @@ def seeds_runs(env: dict[str, str], repeats: int) -> list[Result]:
 
 def has_server_command(env: dict[str, str]) -> bool:
     """Whether the CLI has an `authorgraph server` command."""
-    cmd = [sys.executable, "-m", "pipelines", "server", "--help"]
+    cmd = [sys.executable, "-m", "authorgraph.pipelines", "server", "--help"]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True).returncode == 0
 
 

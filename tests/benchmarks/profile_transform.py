@@ -24,8 +24,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     from pyinstrument import Profiler
 
-    from pipelines import stages
-    from pipelines.config import Settings
+    from authorgraph.pipelines import stages
+    from authorgraph.pipelines.config import Settings
 
     pages, _ = corpus_for(args.pages, args.cache, DEFAULT_SEED)
     settings = Settings(seeds=pages, warehouse=ROOT / "bench-results" / "profile-warehouse")

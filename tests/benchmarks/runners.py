@@ -40,9 +40,9 @@ def make_corpus(target: Path, pages: int) -> Path:
 def main() -> None:
     from prefect import flow
 
-    from pipelines import flow as flows
-    from pipelines.config import Settings
-    from pipelines.runners import make_task_runner
+    from authorgraph.pipelines import flow as flows
+    from authorgraph.pipelines.config import Settings
+    from authorgraph.pipelines.ops.runners import make_task_runner
 
     @flow(name="authorgraph-in-task-pool", validate_parameters=False)
     def in_task_pool(settings: Settings) -> None:

@@ -6,8 +6,8 @@ PREFECT_HOME unless one is set), waits for `/api/health`, serves, and stops it o
 
 Stopping (SIGINT or SIGTERM) takes a few seconds: in-flight flow runs get SIGTERM at once and
 SIGKILL after `STOP_GRACE`, then the runner stops, then the server (the same grace). After a
-`kill -9` of serve, the guardian (`pipelines.lifecycle`) stops the server and the flow runs,
-and each flow run also stops itself once serve is gone, releasing the warehouse lock.
+`kill -9` of serve, the guardian (`authorgraph.pipelines.ops.lifecycle`) stops the server and the
+flow runs, and each flow run also stops itself once serve is gone, releasing the warehouse lock.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from pathlib import Path
 
 from prefect import flow
 
-from pipelines import lifecycle
-from pipelines.config import resolve_settings
-from pipelines.flow import run_pipeline
-from pipelines.server import ServerError, launch, stop_group, wait_healthy
+from authorgraph.pipelines.config import resolve_settings
+from authorgraph.pipelines.flow import run_pipeline
+from authorgraph.pipelines.ops import lifecycle
+from authorgraph.pipelines.ops.server import ServerError, launch, stop_group, wait_healthy
 
 __all__ = ["ServerError"]
 

@@ -23,8 +23,8 @@ import matplotlib
 import networkx as nx
 from matplotlib.figure import Figure
 
-from warehouse.publish import DUCKDB_FILE, connect_read_only
-from warehouse.safe_io import atomic_write
+from authorgraph.pipelines.load.publish import DUCKDB_FILE, connect_read_only
+from authorgraph.pipelines.load.safe_io import atomic_write
 
 TOP_AUTHORS = 10
 COLOR = "#3b6ea5"

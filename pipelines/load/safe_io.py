@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from warehouse.errors import WarehouseUnusable
+from authorgraph.pipelines.load.errors import WarehouseUnusable
 
 # Group and world may read what the pipeline writes, never write it.
 SAFE_UMASK = 0o022

@@ -16,8 +16,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from pipelines.config import ConfigError, Settings, quiet_libraries, resolve_settings
-from pipelines.lifecycle import stops_on_signals
+from authorgraph.pipelines.config import ConfigError, Settings, quiet_libraries, resolve_settings
+from authorgraph.pipelines.ops.lifecycle import stops_on_signals
 
 EXIT_VALIDATION, EXIT_USAGE, EXIT_STRICT, EXIT_BUSY = 1, 2, 3, 4
 EXIT_WAREHOUSE, EXIT_NO_SPACE = 5, 6
@@ -116,13 +116,13 @@ def run(
     preflight(settings)
     use_kept_server()
     quiet_libraries()
-    from expectations.validate import ValidationFailed
-    from pipelines.extract import SeedsError
-    from pipelines.flow import authorgraph_flow
-    from pipelines.progress import file_progress
-    from pipelines.runners import DEFAULT_RUNNER, RunnerError, make_task_runner
-    from warehouse.lock import WarehouseBusy
-    from warehouse.publish import WarehouseError
+    from authorgraph.expectations.validate import ValidationFailed
+    from authorgraph.pipelines.cli.progress import file_progress
+    from authorgraph.pipelines.extract.seeds import SeedsError
+    from authorgraph.pipelines.flow import authorgraph_flow
+    from authorgraph.pipelines.load.lock import WarehouseBusy
+    from authorgraph.pipelines.load.publish import WarehouseError
+    from authorgraph.pipelines.ops.runners import DEFAULT_RUNNER, RunnerError, make_task_runner
 
     try:
         task_runner = make_task_runner(runner or DEFAULT_RUNNER, settings.workers, dask_address)
@@ -150,9 +150,9 @@ def run(
 def preflight(settings: Settings) -> None:
     """Report a missing seeds folder or an unusable warehouse at once, before Prefect starts
     and before any folder is created (the flow checks again under the lock)."""
-    from pipelines.extract import SeedsError, check_seeds
-    from warehouse.errors import WarehouseError
-    from warehouse.folder import check_warehouse
+    from authorgraph.pipelines.extract.seeds import SeedsError, check_seeds
+    from authorgraph.pipelines.load.errors import WarehouseError
+    from authorgraph.pipelines.load.folder import check_warehouse
 
     try:
         check_seeds(settings.seeds)
@@ -163,7 +163,7 @@ def preflight(settings: Settings) -> None:
 
 def warehouse_exit_code(exc: Exception) -> int:
     """The documented exit code for a named warehouse or seeds error."""
-    from warehouse.errors import NoSpaceLeft, WarehouseDamaged, WarehouseUnusable
+    from authorgraph.pipelines.load.errors import NoSpaceLeft, WarehouseDamaged, WarehouseUnusable
 
     if isinstance(exc, NoSpaceLeft):
         return EXIT_NO_SPACE
@@ -174,7 +174,7 @@ def warehouse_exit_code(exc: Exception) -> int:
 
 def print_summary(summary: object) -> None:
     """The short report printed after a run."""
-    from pipelines.flow import RunSummary
+    from authorgraph.pipelines.flow import RunSummary
 
     assert isinstance(summary, RunSummary)
     counts = summary.row_counts
@@ -233,7 +233,7 @@ def serve(
         raise fail(f"seeds folder not found: {settings.seeds}", EXIT_USAGE)
     use_kept_server()
     quiet_libraries()
-    from pipelines.serve import ServerError, serve_forever
+    from authorgraph.pipelines.ops.serve import ServerError, serve_forever
 
     try:
         serve_forever(
@@ -253,16 +253,16 @@ def validate(warehouse: WarehouseOpt = None) -> None:
     """Re-run the suites against the published tables."""
     settings = settings_or_exit(warehouse=warehouse)
     quiet_libraries()
-    from expectations.validate import TableInput, TableUnreadable, validate_tables
-    from transforms.schema import CORE_TABLES
-    from warehouse.folder import check_data_docs
-    from warehouse.publish import (
+    from authorgraph.expectations.validate import TableInput, TableUnreadable, validate_tables
+    from authorgraph.pipelines.load.folder import check_data_docs
+    from authorgraph.pipelines.load.publish import (
         PARQUET_DIR,
         WarehouseError,
         current_version,
         deny_world_write,
         read_published_tables,
     )
+    from authorgraph.transforms.schema import CORE_TABLES
 
     deny_world_write()
     tables: dict[str, TableInput]
@@ -309,8 +309,8 @@ def sql(
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Run a read-only SQL query against the published DuckDB file and print the result."""
-    from pipelines.formats import FORMATS, to_csv, to_json, to_rich_table
-    from warehouse.publish import WarehouseError, run_query
+    from authorgraph.pipelines.cli.formats import FORMATS, to_csv, to_json, to_rich_table
+    from authorgraph.pipelines.load.publish import WarehouseError, run_query
 
     if fmt not in FORMATS:
         raise fail(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}", EXIT_USAGE)
@@ -345,8 +345,8 @@ def report(
 ) -> None:
     """Write one self-contained HTML page: counts, top authors, subjects, co-author graph."""
     settings = settings_or_exit(warehouse=warehouse)
-    from pipelines.report import write_report
-    from warehouse.publish import WarehouseError, deny_world_write
+    from authorgraph.pipelines.cli.report import write_report
+    from authorgraph.pipelines.load.publish import WarehouseError, deny_world_write
 
     deny_world_write()
     try:
@@ -361,7 +361,7 @@ def report(
 def use_kept_server() -> None:
     """Point Prefect at the server `authorgraph server start` keeps, when it is up and no
     PREFECT_API_URL is set: then no temporary server is started and stopped for this run."""
-    from pipelines.server import running_server
+    from authorgraph.pipelines.ops.server import running_server
 
     if "PREFECT_API_URL" not in os.environ:
         url = running_server()
@@ -379,7 +379,7 @@ app.add_typer(server_app, name="server")
 @server_app.command("start")
 def server_start() -> None:
     """Start a local Prefect server on 127.0.0.1 that outlives this command."""
-    from pipelines.server import ServerError, start_server
+    from authorgraph.pipelines.ops.server import ServerError, start_server
 
     quiet_libraries()
     try:
@@ -391,7 +391,7 @@ def server_start() -> None:
 @server_app.command("stop")
 def server_stop() -> None:
     """Stop the server `server start` started."""
-    from pipelines.server import stop_server
+    from authorgraph.pipelines.ops.server import stop_server
 
     out.print("stopped" if stop_server() else "no server was running", markup=False)
 
@@ -399,7 +399,7 @@ def server_stop() -> None:
 @server_app.command("status")
 def server_status() -> None:
     """Say whether the kept server is up, and where (exit 1 when it is not)."""
-    from pipelines.server import running_server
+    from authorgraph.pipelines.ops.server import running_server
 
     url = running_server()
     out.print(f"running at {url}" if url else "not running", markup=False)

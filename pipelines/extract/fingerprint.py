@@ -15,16 +15,17 @@ from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+#: The folder holding pipelines/, transforms/, expectations/ and warehouse/: the checkout for an
+#: editable install, site-packages/authorgraph for a wheel.
+ROOT = Path(__file__).resolve().parents[2]
 #: Files whose bytes decide how a page becomes rows.
-PARSE_SOURCES = ("transforms/*.py", "pipelines/extract.py", "pipelines/parsing.py")
+PARSE_SOURCES = ("transforms/*.py", "pipelines/extract/seeds.py", "pipelines/extract/parsing.py")
 #: Files whose bytes decide what is validated and published (the parse sources included).
 OUTPUT_SOURCES = (
     "transforms/*.py",
-    "pipelines/*.py",
+    "pipelines/**/*.py",
     "expectations/*.py",
     "expectations/suites/*.json",
-    "warehouse/*.py",
     "warehouse/sql/*.sql",
 )
 

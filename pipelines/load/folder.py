@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from warehouse.errors import WarehouseUnusable
-from warehouse.lock import LOCK_FILE
-from warehouse.safe_io import UnsafePathError
+from authorgraph.pipelines.load.errors import WarehouseUnusable
+from authorgraph.pipelines.load.lock import LOCK_FILE
+from authorgraph.pipelines.load.safe_io import UnsafePathError
 
 DATA_DOCS_DIR = "data_docs"
 

@@ -9,7 +9,7 @@ Layout of a warehouse folder::
     .staging/<run_id>/            a run in progress (removed by the next run if it was killed)
 
 Nothing here reads page files or pastes a value from a file into SQL text: tables arrive as
-Arrow tables and are registered with DuckDB; DDL is generated from `transforms.schema`.
+Arrow tables and are registered with DuckDB; DDL is generated from `authorgraph.transforms.schema`.
 """
 
 from __future__ import annotations
@@ -27,16 +27,21 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from transforms.schema import ALL_TABLES, TABLES_BY_NAME, Table
-from warehouse.errors import NoSpaceLeft, WarehouseDamaged, WarehouseError, WarehouseUnusable
-from warehouse.safe_io import (
+from authorgraph.pipelines.load.errors import (
+    NoSpaceLeft,
+    WarehouseDamaged,
+    WarehouseError,
+    WarehouseUnusable,
+)
+from authorgraph.pipelines.load.safe_io import (
     UnsafePathError,
     atomic_copy,
     is_temp_name,
     real_dir,
     restrict_umask,
 )
-from warehouse.views import create_views
+from authorgraph.pipelines.load.views import create_views
+from authorgraph.transforms.schema import ALL_TABLES, TABLES_BY_NAME, Table
 
 __all__ = ["NoSpaceLeft", "WarehouseDamaged", "WarehouseError", "WarehouseUnusable"]
 

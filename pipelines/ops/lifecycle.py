@@ -87,7 +87,7 @@ def start_guardian() -> None:
     marker = f"{os.getpid()}-{uuid.uuid4().hex}"
     os.environ[MARKER_ENV] = marker
     read_end, write_end = os.pipe()  # both non-inheritable; the guardian gets read_end only
-    command = [sys.executable, "-m", "pipelines.lifecycle", str(read_end), marker]
+    command = [sys.executable, "-m", "authorgraph.pipelines.ops.lifecycle", str(read_end), marker]
     _guardian = subprocess.Popen(command, pass_fds=(read_end,), stdin=subprocess.DEVNULL)
     os.close(read_end)
     _keep_open.append(write_end)  # closed by the kernel when this process ends

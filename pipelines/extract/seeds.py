@@ -13,7 +13,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from transforms.parse import AuthorPage, PageRejected, check_size, parse_author_page
+from authorgraph.transforms.parse import AuthorPage, PageRejected, check_size, parse_author_page
 
 READ_CHUNK = 1 << 20
 #: Codes decided from the listing or the open, never from the content: re-checked on every

@@ -6,7 +6,8 @@ Great Expectations or Prefect (spawned workers import this module afresh).
 A batch writes its per-page rows to three small Parquet files in the run's staging folder and
 returns only the per-file outcomes (name, hash, rejection): rows never travel back through the
 parent process, a Prefect task result or a Dask worker's memory. Those files are the input of
-the DuckDB build (`pipelines.build`), and, merged with the reused rows, the next run's cache.
+the DuckDB build (`authorgraph.pipelines.transform.build`), and, merged with the reused rows,
+the next run's cache.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines.config import Settings
-from pipelines.extract import FileOutcome, PlannedFile, read_and_parse
-from transforms.tables import stage_pages
+from authorgraph.pipelines.config import Settings
+from authorgraph.pipelines.extract.seeds import FileOutcome, PlannedFile, read_and_parse
+from authorgraph.transforms.tables import stage_pages
 
 #: The three kinds of staged rows, each one Parquet file per batch: `<number>.<kind>.parquet`.
 BATCH_KINDS = ("page_authors", "page_links", "variants")

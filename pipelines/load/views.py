@@ -1,7 +1,8 @@
 """The analytics views: one `CREATE VIEW` + `COMMENT ON VIEW` per file in `warehouse/sql/`.
 
-The SQL is this codebase's own text, read from files next to this module; no value from the data
-is ever pasted into it.
+The SQL is this codebase's own text, read from warehouse/sql/ (package data of
+`authorgraph.warehouse`, beside `authorgraph.pipelines` in a checkout and in site-packages); no
+value from the data is ever pasted into it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 
-SQL_DIR = Path(__file__).parent / "sql"
+SQL_DIR = Path(__file__).resolve().parents[2] / "warehouse" / "sql"
 ANALYTICS_SCHEMA = "analytics"
 
 

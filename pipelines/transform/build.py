@@ -33,10 +33,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.config import limit_bytes
-from pipelines.parsing import BATCH_KINDS
-from transforms.schema import CORE_TABLES
-from warehouse.publish import (
+from authorgraph.pipelines.config import limit_bytes
+from authorgraph.pipelines.extract.parsing import BATCH_KINDS
+from authorgraph.pipelines.load.publish import (
     DUCKDB_FILE,
     PARQUET_DIR,
     STATE_DIR,
@@ -47,6 +46,7 @@ from warehouse.publish import (
     sql_literal,
     table_ddl,
 )
+from authorgraph.transforms.schema import CORE_TABLES
 
 #: Columns of the cached per-page rows (with the content hash they were parsed from).
 CACHE_COLUMNS: dict[str, dict[str, str]] = {
@@ -78,7 +78,8 @@ CACHE_COLUMNS: dict[str, dict[str, str]] = {
 }
 assert tuple(CACHE_COLUMNS) == BATCH_KINDS
 
-# First copy in file order wins (transforms.tables.build_tables says the same for frames).
+# First copy in file order wins (authorgraph.transforms.tables.build_tables says the same for
+# frames).
 CORE_SELECTS: dict[str, str] = {
     # The same author on several pages: prefer a copy whose name was split into parts, then
     # the first file in file-name order.

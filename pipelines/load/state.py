@@ -16,8 +16,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from transforms.schema import MANIFEST, RUNS
-from warehouse.publish import (
+from authorgraph.pipelines.load.publish import (
     DUCKDB_FILE,
     STATE_DIR,
     VERSIONS_DIR,
@@ -26,7 +25,8 @@ from warehouse.publish import (
     connect_read_only,
     current_version,
 )
-from warehouse.safe_io import open_exclusive_file
+from authorgraph.pipelines.load.safe_io import open_exclusive_file
+from authorgraph.transforms.schema import MANIFEST, RUNS
 
 RUN_LOG = "run_log.jsonl"
 MANIFEST_STATE_SCHEMA: dict[str, pl.DataType] = {
@@ -35,7 +35,7 @@ MANIFEST_STATE_SCHEMA: dict[str, pl.DataType] = {
     "line": pl.Int64(),
     "message": pl.String(),
 }
-#: The keys the cached rows were built under (pipelines.fingerprint.BuildKeys).
+#: The keys the cached rows were built under (authorgraph.pipelines.extract.fingerprint.BuildKeys).
 BUILD_SCHEMA: dict[str, pl.DataType] = {"parse_key": pl.String(), "output_key": pl.String()}
 
 
@@ -80,7 +80,8 @@ class RunState:
 #: The state files written with every version: the frames above, and the cache.
 HISTORY_FILES = ("manifest", "runs", "build")
 CACHE_FILES = ("page_authors", "page_links")
-VARIANTS_DIR = "variants"  # parts: variants/part-<id prefix>.parquet (pipelines.build)
+#: Parts: variants/part-<id prefix>.parquet (authorgraph.pipelines.transform.build).
+VARIANTS_DIR = "variants"
 
 
 def read_state(warehouse: Path) -> RunState:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from warehouse.safe_io import open_exclusive_file
+from authorgraph.pipelines.load.safe_io import open_exclusive_file
 
 LOCK_FILE = ".lock"
 POLL_SECONDS = 0.2

@@ -1,1 +1,0 @@
-"""Publishing the tables into the DuckDB warehouse, and reading them back."""
