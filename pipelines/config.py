@@ -64,11 +64,6 @@ class Settings:
         return self.warehouse / "authorgraph.duckdb"
 
     @property
-    def parquet_dir(self) -> Path:
-        """The published Parquet tables."""
-        return self.warehouse / "parquet"
-
-    @property
     def data_docs_dir(self) -> Path:
         """The Great Expectations Data Docs site."""
         return self.warehouse / DATA_DOCS_DIR
