@@ -8,7 +8,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from authorgraph.pipelines.load.folder import DATA_DOCS_DIR
+from authorgraph.pipelines.load.layout import (
+    DATA_DOCS_DIR,
+    DUCKDB_FILE,
+    QUARANTINE_DIR,
+    STAGING_DIR,
+)
 from authorgraph.transforms.parse import DEFAULT_MAX_BYTES
 
 ENV_PREFIX = "AUTHORGRAPH_"
@@ -61,7 +66,7 @@ class Settings:
     @property
     def duckdb_path(self) -> Path:
         """The published DuckDB file."""
-        return self.warehouse / "authorgraph.duckdb"
+        return self.warehouse / DUCKDB_FILE
 
     @property
     def data_docs_dir(self) -> Path:
@@ -71,12 +76,12 @@ class Settings:
     @property
     def quarantine_dir(self) -> Path:
         """Where rejected input files are copied."""
-        return self.warehouse / "quarantine"
+        return self.warehouse / QUARANTINE_DIR
 
     @property
     def staging_dir(self) -> Path:
         """Where a run builds its tables before publishing them."""
-        return self.warehouse / ".staging"
+        return self.warehouse / STAGING_DIR
 
 
 def quiet_libraries(environ: dict[str, str] | None = None) -> None:

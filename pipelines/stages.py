@@ -620,7 +620,7 @@ def _stage(
     }
     version = stage_dir / "version"
     if unchanged:
-        published = settings.warehouse / "versions" / str(record["run_id"])
+        published = settings.warehouse / VERSIONS_DIR / str(record["run_id"])
         for leftover in (version, stage_dir / DUCKDB_FILE, published):
             if leftover.is_dir():
                 shutil.rmtree(leftover)  # a retried load starts afresh

@@ -23,6 +23,7 @@ import matplotlib
 import networkx as nx
 from matplotlib.figure import Figure
 
+from authorgraph.pipelines.load.layout import DATA_DOCS_DIR
 from authorgraph.pipelines.load.publish import DUCKDB_FILE, connect_read_only
 from authorgraph.pipelines.load.safe_io import atomic_write
 
@@ -241,7 +242,7 @@ node size grows with the author's papers.</p>
 def write_report(warehouse: Path, out: Path) -> Path:
     """Read the warehouse and write the report to `out`; return its path."""
     data = read_report_data(warehouse)
-    index = warehouse / "data_docs" / "index.html"
+    index = warehouse / DATA_DOCS_DIR / "index.html"
     link = os.path.relpath(index.resolve(), out.parent.resolve()) if index.exists() else None
     page = render_report(data, link, str(warehouse / DUCKDB_FILE))
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -6,10 +6,8 @@ import os
 from pathlib import Path
 
 from authorgraph.pipelines.load.errors import WarehouseUnusable
-from authorgraph.pipelines.load.lock import LOCK_FILE
+from authorgraph.pipelines.load.layout import DATA_DOCS_DIR, LOCK_FILE
 from authorgraph.pipelines.load.safe_io import UnsafePathError
-
-DATA_DOCS_DIR = "data_docs"
 
 
 def owner_note(path: Path) -> str:
@@ -46,3 +44,6 @@ def check_data_docs(folder: Path) -> None:
     existing = next(p for p in (folder, *folder.parents) if p.exists())
     if not os.access(existing, os.W_OK | os.X_OK):
         raise WarehouseUnusable(f"cannot write Data Docs into {folder}: read-only for this user")
+
+
+__all__ = ["DATA_DOCS_DIR", "check_data_docs", "check_warehouse", "owner_note"]

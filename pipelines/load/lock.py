@@ -14,9 +14,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from authorgraph.pipelines.load.layout import LOCK_FILE
 from authorgraph.pipelines.load.safe_io import open_exclusive_file
 
-LOCK_FILE = ".lock"
+__all__ = ["LOCK_FILE", "writer_lock"]
+
 POLL_SECONDS = 0.2
 
 

@@ -1,12 +1,6 @@
 """Build the warehouse in a staging folder, then publish it with atomic renames.
 
-Layout of a warehouse folder::
-
-    authorgraph.duckdb            the published database (replaced whole, never written in place)
-    current -> versions/<run_id>  the published Parquet tables and run state (a symlink swap)
-    parquet -> current/parquet    a stable path to the published Parquet tables
-    versions/<run_id>/            parquet/*.parquet and state/*.parquet of one run
-    .staging/<run_id>/            a run in progress (removed by the next run if it was killed)
+The folder's layout is named once, in `layout.py`.
 
 Nothing here reads page files or pastes a value from a file into SQL text: tables arrive as
 Arrow tables and are registered with DuckDB; DDL is generated from `authorgraph.transforms.schema`.
@@ -33,6 +27,15 @@ from authorgraph.pipelines.load.errors import (
     WarehouseError,
     WarehouseUnusable,
 )
+from authorgraph.pipelines.load.layout import (
+    CURRENT_LINK,
+    DUCKDB_FILE,
+    OUTPUTS_FILE,
+    PARQUET_DIR,
+    STAGING_DIR,
+    STATE_DIR,
+    VERSIONS_DIR,
+)
 from authorgraph.pipelines.load.safe_io import (
     UnsafePathError,
     atomic_copy,
@@ -43,14 +46,17 @@ from authorgraph.pipelines.load.safe_io import (
 from authorgraph.pipelines.load.views import create_views
 from authorgraph.transforms.schema import ALL_TABLES, TABLES_BY_NAME, Table
 
-__all__ = ["NoSpaceLeft", "WarehouseDamaged", "WarehouseError", "WarehouseUnusable"]
+__all__ = [
+    "DUCKDB_FILE",
+    "PARQUET_DIR",
+    "STATE_DIR",
+    "VERSIONS_DIR",
+    "NoSpaceLeft",
+    "WarehouseDamaged",
+    "WarehouseError",
+    "WarehouseUnusable",
+]
 
-DUCKDB_FILE = "authorgraph.duckdb"
-PARQUET_DIR = "parquet"
-STATE_DIR = "state"
-VERSIONS_DIR = "versions"
-CURRENT_LINK = "current"
-STAGING_DIR = ".staging"
 # Files readable by DuckDB 1.4+ (many BI drivers and CLIs still ship 1.x).
 STORAGE_COMPATIBILITY = "v1.4.0"
 _DUCKDB_TYPES = {
@@ -194,9 +200,6 @@ def finish_staged(
     shutil.rmtree(stage_dir / "spill", ignore_errors=True)
     record_outputs(stage_dir)
     return stage_dir
-
-
-OUTPUTS_FILE = "outputs.json"
 
 
 def record_outputs(stage_dir: Path) -> None:

@@ -16,6 +16,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from authorgraph.pipelines.load.layout import RUN_LOG
 from authorgraph.pipelines.load.publish import (
     DUCKDB_FILE,
     STATE_DIR,
@@ -28,7 +29,6 @@ from authorgraph.pipelines.load.publish import (
 from authorgraph.pipelines.load.safe_io import open_exclusive_file
 from authorgraph.transforms.schema import MANIFEST, RUNS
 
-RUN_LOG = "run_log.jsonl"
 MANIFEST_STATE_SCHEMA: dict[str, pl.DataType] = {
     **MANIFEST.polars_schema,
     "reason_code": pl.String(),
