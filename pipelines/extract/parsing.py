@@ -26,6 +26,8 @@ from authorgraph.transforms.tables import stage_pages
 
 #: The three kinds of staged rows, each one Parquet file per batch: `<number>.<kind>.parquet`.
 BATCH_KINDS = ("page_authors", "page_links", "variants")
+#: Rows per Parquet row group of paper texts (a batch's, and the cache's parts).
+TEXT_ROW_GROUP = 2_000
 
 
 @dataclass
@@ -63,14 +65,22 @@ def parse_batch(
     frames = {
         "page_authors": staged.page_authors.join(sha, on="file_name", how="left"),
         "page_links": staged.page_links.join(sha, on="file_name", how="left"),
-        "variants": staged.variants,
+        # In paper id order, in small row groups: the build reads one id range at a time
+        # and DuckDB skips the row groups outside it (their min/max statistics).
+        "variants": staged.variants.sort("paper_id"),
     }
     for kind, frame in frames.items():
         # Written under a temporary name and renamed: a batch retried after a crash never
         # leaves a torn file where the build would read it.
         path = batch_path(batch_dir, number, kind)
         tmp = path.with_name(f".{path.name}.tmp")
-        frame.write_parquet(tmp, compression="zstd", compression_level=1, statistics=False)
+        frame.write_parquet(
+            tmp,
+            compression="zstd",
+            compression_level=1,
+            statistics=kind == "variants",
+            row_group_size=TEXT_ROW_GROUP,
+        )
         tmp.replace(path)
     return BatchResult(number, outcomes)
 

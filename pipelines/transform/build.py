@@ -134,10 +134,23 @@ def id_prefixes(data_bytes: int, limit: int) -> list[str]:
 
 
 def part_filter(column: str, prefix: str) -> str:
-    """SQL selecting one part's rows (`prefix` is hex digits of our own, never data)."""
+    """SQL selecting the rows whose `column` starts with `prefix`, as a range, so DuckDB skips
+    Parquet row groups outside it (`prefix` is hex digits of our own, never data)."""
     if not all(c in HEX for c in prefix):
         raise ValueError(f"not an id prefix: {prefix!r}")
-    return f"starts_with({column}, '{prefix}')" if prefix else "true"
+    if not prefix:
+        return "true"
+    following = int(prefix, 16) + 1
+    low = f"{column} >= '{prefix}'"
+    if following == 16 ** len(prefix):
+        return low
+    return f"{low} AND {column} < '{following:0{len(prefix)}x}'"
+
+
+def _compatible(part: Path, prefix: str) -> bool:
+    """Whether a cache part (`part-<its prefix>` or `part-all`) can hold ids of `prefix`."""
+    own = part.stem.removeprefix("part-")
+    return own == "all" or own.startswith(prefix) or prefix.startswith(own)
 
 
 def uncompressed_bytes(paths: list[Path]) -> int:
@@ -238,34 +251,26 @@ def write_cache(
         _view(con, kind, [state_dir / f"{kind}.parquet"])
     con.unregister("reused_files")
     # Each distinct text once (the copies of one variant id are equal), and only those some
-    # listing still uses. Large texts are first split by paper id prefix in one streaming pass
-    # (hive-partitioned COPY); each part is then de-duplicated alone, and the papers of one
-    # prefix are later built from their part only.
-    texts = sorted(inputs.batch_dir.glob("*.variants.parquet"))
-    texts += variant_files(old) if old is not None else []
-    prefixes = id_prefixes(uncompressed_bytes(texts) * TEXT_EXPANSION, limit)
-    used = "variant_id IN (SELECT variant_id FROM cache.page_links)"
-    source = f"(SELECT * FROM {_files_source(texts, CACHE_COLUMNS['variants'])} WHERE {used})"
+    # listing still uses. When the texts outgrow the limit this runs once per paper-id prefix:
+    # batches are sorted by paper id in small row groups, so a part reads only its id range
+    # of them; cache parts are chosen by their name; papers of one prefix are then built from
+    # that part alone.
+    batches = sorted(inputs.batch_dir.glob("*.variants.parquet"))
+    cached = variant_files(old) if old is not None else []
+    prefixes = id_prefixes(uncompressed_bytes(batches + cached) * TEXT_EXPANSION, limit)
     folder = make_dir(state_dir / VARIANTS_DIR)
-    if prefixes != [""]:
-        split = make_dir(state_dir.parent.parent / "spill") / "variants"
-        shutil.rmtree(split, ignore_errors=True)
-        con.execute(
-            f"COPY (SELECT *, left(paper_id, {len(prefixes[0])}) AS prefix FROM {source}) "
-            f"TO {sql_literal(str(split))} (FORMAT parquet, PARTITION_BY (prefix))"
-        )
     for prefix in prefixes:
-        part_source = source
-        if prefix:
-            found = sorted((split / f"prefix={prefix}").glob("*.parquet"))
-            part_source = _files_source(found, CACHE_COLUMNS["variants"])
-        _copy_to(
-            con,
-            f"SELECT DISTINCT ON (variant_id) * FROM {part_source}",
-            folder / f"part-{prefix or 'all'}.parquet",
+        texts = batches + [p for p in cached if _compatible(p, prefix)]
+        source = _files_source(texts, CACHE_COLUMNS["variants"])
+        part = part_filter("paper_id", prefix)
+        target = folder / f"part-{prefix or 'all'}.parquet"
+        con.execute(
+            f"COPY (SELECT DISTINCT ON (variant_id) * FROM {source} WHERE {part} AND variant_id "
+            f"IN (SELECT variant_id FROM cache.page_links WHERE {part})) "
+            f"TO {sql_literal(str(target))} (FORMAT parquet, COMPRESSION zstd, "
+            f"COMPRESSION_LEVEL 1)"
         )
-    if prefixes != [""]:
-        shutil.rmtree(split, ignore_errors=True)
+        no_world_write(target)
     _view(con, "variants", variant_files(state_dir))
     return prefixes
 
