@@ -199,3 +199,19 @@ def test_texts_larger_than_the_limit_are_built_in_parts_with_the_same_tables(
     size = build.uncompressed_bytes(texts) * expansion
     assert len(parts) == len(build.id_prefixes(size, 64 * 10**6)) in (16, 256)
     assert_same_tables(built(tmp_path), reference_tables(stage_pages(pages)))
+
+
+def test_a_memory_limit_too_small_to_build_is_one_named_error(tmp_path: Path) -> None:
+    from authorgraph.pipelines.load.errors import MemoryLimitReached, NoSpaceLeft
+
+    abstract = "word " * 2000
+    pages = [
+        (f"p{n:04d}.txt", AuthorPage("F, G", (RawPaper(f"T{n}", "S", f"{abstract}{n}"),)))
+        for n in range(3000)
+    ]
+    write_batch(tmp_path / "batches", 0, pages)
+    inputs = CacheInputs(tmp_path / "batches", None, NO_REUSE)
+    with pytest.raises(MemoryLimitReached, match="16MB memory limit") as info:
+        build_tables(tmp_path, inputs, BuildLimits("16MB", 1))
+    assert isinstance(info.value, NoSpaceLeft)  # exit 6, like a full disk
+    assert "\n" not in str(info.value)

@@ -17,3 +17,7 @@ class WarehouseDamaged(WarehouseError):
 
 class NoSpaceLeft(WarehouseError):
     """The disk filled up while a run was staging; nothing was published."""
+
+
+class MemoryLimitReached(NoSpaceLeft):
+    """DuckDB needed more than its memory limit to build the tables; nothing was published."""

@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 
 from authorgraph.pipelines.config import limit_bytes
 from authorgraph.pipelines.extract.parsing import BATCH_KINDS
+from authorgraph.pipelines.load.errors import MemoryLimitReached
 from authorgraph.pipelines.load.publish import (
     DUCKDB_FILE,
     PARQUET_DIR,
@@ -320,10 +321,16 @@ def build_tables(stage_dir: Path, inputs: CacheInputs, limits: BuildLimits) -> d
     for leftover in (DUCKDB_FILE, DUCKDB_FILE + ".wal"):
         (stage_dir / leftover).unlink(missing_ok=True)
     limit = limit_bytes(limits.memory_limit)
-    with staging_connection(stage_dir, limits) as con:
-        prefixes = write_cache(con, inputs, version / STATE_DIR, limit)
-        counts = build_core(con, version / PARQUET_DIR, version / STATE_DIR, prefixes)
-        con.execute("DROP SCHEMA cache CASCADE")
+    try:
+        with staging_connection(stage_dir, limits) as con:
+            prefixes = write_cache(con, inputs, version / STATE_DIR, limit)
+            counts = build_core(con, version / PARQUET_DIR, version / STATE_DIR, prefixes)
+            con.execute("DROP SCHEMA cache CASCADE")
+    except duckdb.OutOfMemoryException:
+        raise MemoryLimitReached(
+            f"DuckDB needed more than its {limits.memory_limit} memory limit to build the "
+            "tables; raise AUTHORGRAPH_MEMORY_LIMIT; the published warehouse is unchanged"
+        ) from None
     return counts
 
 
