@@ -129,7 +129,7 @@ def resolve_settings(
         strict=strict_value,
         workers=workers,
         fault=env.get(ENV_PREFIX + "FAULT") or None,
-        **{k: v for k, v in options.items() if v is not None},  # type: ignore[arg-type]
+        **{k: v for k, v in options.items() if v is not None},  # type: ignore[arg-type]  # Settings fields by name; Settings rejects others
     )
 
 
