@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from itertools import combinations
 from pathlib import Path
 
@@ -24,9 +25,9 @@ def tables() -> dict[str, pl.DataFrame]:
 
 
 @pytest.fixture(scope="module")
-def con(seeds_warehouse: Path) -> duckdb.DuckDBPyConnection:
+def con(seeds_warehouse: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     connection = duckdb.connect(str(seeds_warehouse / "authorgraph.duckdb"), read_only=True)
-    yield connection  # type: ignore[misc]
+    yield connection
     connection.close()
 
 
