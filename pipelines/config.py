@@ -121,6 +121,7 @@ def resolve_settings(
             raise ConfigError(f"the memory limit must be at least 16MB, not {memory_limit}")
     except ValueError as exc:
         raise ConfigError(f"{ENV_PREFIX}MEMORY_LIMIT: {exc}") from None
+    given = {k: v for k, v in options.items() if v is not None}
     return Settings(
         seeds=Path(pick(seeds, "SEEDS", "seeds")),
         memory_limit=memory_limit,
@@ -129,7 +130,7 @@ def resolve_settings(
         strict=strict_value,
         workers=workers,
         fault=env.get(ENV_PREFIX + "FAULT") or None,
-        **{k: v for k, v in options.items() if v is not None},  # type: ignore[arg-type]  # Settings fields by name; Settings rejects others
+        **given,  # type: ignore[arg-type]  # Settings fields by name; it rejects others
     )
 
 

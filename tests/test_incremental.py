@@ -27,7 +27,7 @@ DATA_TABLES = ("authors", "papers", "authorship", "rejected_files")
 
 def published(settings: Settings) -> dict[str, pl.DataFrame]:
     tables = read_published_tables(settings.warehouse)
-    return {name: pl.from_arrow(tables[name]) for name in DATA_TABLES}  # type: ignore[misc]
+    return {name: pl.DataFrame(tables[name]) for name in DATA_TABLES}
 
 
 def query_bytes(settings: Settings) -> bytes:
