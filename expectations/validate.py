@@ -31,7 +31,7 @@ import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import polars as pl
 import pyarrow as pa
@@ -56,6 +56,7 @@ MAX_EXAMPLES = 5
 DEFAULT_CHUNK_ROWS = 100_000
 
 TableInput = Path | pl.DataFrame  # a Parquet file of the whole table, or a frame
+_T = TypeVar("_T")
 
 # Which expectations judge each row alone (run per chunk, and only on changed rows when told),
 # which judge the set of rows (run once on the whole table, projected to the columns they
@@ -203,9 +204,12 @@ class ValidationFailed(Exception):
 
 def load_suite(path: Path) -> ExpectationSuite:
     """Build a suite from its JSON file; an unknown expectation type raises."""
-    gx = _gx()
-    ExpectationConfiguration = gx.expectations.expectation_configuration.ExpectationConfiguration
-    ExpectationSuite = gx.core.expectation_suite.ExpectationSuite
+    _gx()  # quiet and offline before the first GX import
+    from great_expectations.core.expectation_suite import ExpectationSuite
+    from great_expectations.expectations.expectation_configuration import (
+        ExpectationConfiguration,
+    )
+
     doc = json.loads(path.read_text(encoding="utf-8"))
     expectations = [
         ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"]).to_domain_obj()
@@ -257,7 +261,7 @@ class _Source:
 
     data: TableInput
 
-    def _read(self, what: Callable[[], Any]) -> Any:
+    def _read(self, what: Callable[[], _T]) -> _T:
         try:
             return what()
         except (OSError, pa.ArrowException) as exc:
@@ -267,7 +271,8 @@ class _Source:
     def column_names(self) -> list[str]:
         if isinstance(self.data, pl.DataFrame):
             return self.data.columns
-        return list(self._read(lambda: pq.read_schema(self.data)).names)
+        path = self.data
+        return list(self._read(lambda: pq.read_schema(path)).names)
 
     def _present(self, columns: Sequence[str]) -> list[str]:
         """The named columns the table has (a missing one fails its expectations in GX)."""
@@ -277,13 +282,15 @@ class _Source:
     def num_rows(self) -> int:
         if isinstance(self.data, pl.DataFrame):
             return self.data.height
-        return int(self._read(lambda: pq.read_metadata(self.data)).num_rows)
+        path = self.data
+        return int(self._read(lambda: pq.read_metadata(path)).num_rows)
 
     def empty(self) -> pa.Table:
         """Zero rows, every column: what the schema-level expectations judge."""
         if isinstance(self.data, pl.DataFrame):
             return self.data.head(0).to_arrow(compat_level=pl.CompatLevel.oldest())
-        return self._read(lambda: pq.read_schema(self.data)).empty_table()
+        path = self.data
+        return self._read(lambda: pq.read_schema(path)).empty_table()
 
     def project(self, columns: Sequence[str]) -> pa.Table:
         """Every row, only these columns."""
@@ -292,7 +299,8 @@ class _Source:
             if not wanted:  # no columns, but every row (a row count)
                 return pa.table({"_": pa.nulls(self.data.height)}).select([])
             return self.data.select(wanted).to_arrow(compat_level=pl.CompatLevel.oldest())
-        return self._read(lambda: pq.read_table(self.data, columns=wanted))
+        path = self.data
+        return self._read(lambda: pq.read_table(path, columns=wanted))
 
     def chunks(
         self, columns: Sequence[str], chunk_rows: int
@@ -304,7 +312,8 @@ class _Source:
             for offset in range(0, max(frame.height, 1), chunk_rows):
                 yield frame.slice(offset, chunk_rows).to_arrow(compat_level=pl.CompatLevel.oldest())
             return
-        file = self._read(lambda: pq.ParquetFile(self.data))
+        path = self.data
+        file = self._read(lambda: pq.ParquetFile(path))
         batches = self._read(lambda: file.iter_batches(batch_size=chunk_rows, columns=wanted))
         seen = False
         while (batch := self._read(lambda: next(batches, None))) is not None:

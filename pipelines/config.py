@@ -126,6 +126,7 @@ def resolve_settings(
             raise ConfigError(f"the memory limit must be at least 16MB, not {memory_limit}")
     except ValueError as exc:
         raise ConfigError(f"{ENV_PREFIX}MEMORY_LIMIT: {exc}") from None
+    given = {k: v for k, v in options.items() if v is not None}
     return Settings(
         seeds=Path(pick(seeds, "SEEDS", "seeds")),
         memory_limit=memory_limit,
@@ -134,7 +135,7 @@ def resolve_settings(
         strict=strict_value,
         workers=workers,
         fault=env.get(ENV_PREFIX + "FAULT") or None,
-        **{k: v for k, v in options.items() if v is not None},  # type: ignore[arg-type]
+        **given,  # type: ignore[arg-type]  # Settings fields by name; it rejects others
     )
 
 

@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
@@ -41,7 +41,9 @@ class RunSummary:
     @property
     def files_read(self) -> int:
         """Files found in the seeds folder."""
-        return int(self.record["files_read"])  # type: ignore[call-overload]
+        files_read = self.record["files_read"]
+        assert isinstance(files_read, int)  # run_record stores len(extracted.files)
+        return files_read
 
     @property
     def files_loaded(self) -> int:
@@ -139,17 +141,26 @@ def parse_task_batches(
     return batches
 
 
+_T = TypeVar("_T")
+
+
+def _quoted(value: _T) -> _T:
+    """`value` in Prefect's quote(), typed as the value: Prefect unwraps it before the task
+    runs, so the task receives exactly `value` (its annotations type the quote as quote[T])."""
+    return cast(_T, quote(value))
+
+
 # quote(): Prefect would otherwise walk every file record and row of these large parameters
 # looking for futures (seconds at 20k pages, tens of seconds at 200k).
 FLOW_STEPS = stages.Steps(
     extract=extract_task,
     parse=parse_task_batches,
     transform=lambda extracted, settings, run_id, batches, progress: transform_task(
-        quote(extracted), settings, run_id, quote(batches), progress
+        _quoted(extracted), settings, run_id, _quoted(batches), progress
     ),
-    validate=lambda transformed, settings: validate_task(quote(transformed), settings),
+    validate=lambda transformed, settings: validate_task(_quoted(transformed), settings),
     load=lambda transformed, settings, record, unchanged: load_task(
-        quote(transformed), settings, record, unchanged
+        _quoted(transformed), settings, record, unchanged
     ),
 )
 

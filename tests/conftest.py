@@ -5,10 +5,15 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:  # imported in the fixtures: Prefect and GX must see the environment first
+    from authorgraph.pipelines.config import Settings
+    from authorgraph.pipelines.stages import Transformed
 
 # Before anything imports Prefect or GX: telemetry off, a throwaway PREFECT_HOME.
 _PREFECT_HOME = tempfile.mkdtemp(prefix="authorgraph-prefect-")
@@ -56,17 +61,17 @@ def seeds_copy(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def settings_for(tmp_path: Path):  # type: ignore[no-untyped-def]
+def settings_for(tmp_path: Path) -> Callable[..., Settings]:
     """Build Settings for a seeds folder and a fresh warehouse under tmp_path."""
     from authorgraph.pipelines.config import Settings
 
-    def make(seeds: Path, **kwargs: object) -> Settings:
-        return Settings(seeds=seeds, warehouse=tmp_path / "warehouse", **kwargs)  # type: ignore[arg-type]
+    def make(seeds: Path, **kwargs: Any) -> Settings:  # kwargs: any other Settings fields
+        return Settings(seeds=seeds, warehouse=tmp_path / "warehouse", **kwargs)
 
     return make
 
 
-def run_stages(settings):  # type: ignore[no-untyped-def]
+def run_stages(settings: Settings) -> Transformed:
     """One run as plain calls (no Prefect): the flow's own sequence, `stages.run_sequence`."""
     from authorgraph.pipelines import stages
 
@@ -75,7 +80,7 @@ def run_stages(settings):  # type: ignore[no-untyped-def]
     return outcome.transformed
 
 
-def transform_only(settings):  # type: ignore[no-untyped-def]
+def transform_only(settings: Settings) -> Transformed:
     """Extract and transform (no Prefect, nothing published): the tables are staged in a
     fresh temporary warehouse, never in `settings.warehouse`."""
     import dataclasses

@@ -220,7 +220,7 @@ def _text(rng: random.Random, words: int) -> str:
 
 def _odd_field(rng: random.Random, text: str, newline: str | None) -> str:
     """Pad a field with whitespace oddities and (given a newline) soft wraps that B4 folds."""
-    between = (" ", " ", "\t", "\u00a0", "  ", "\u2028", "\u3000")
+    between: tuple[str, ...] = (" ", " ", "\t", "\u00a0", "  ", "\u2028", "\u3000")
     if newline is not None:
         between += (newline, f" {newline}\t", f"\u00a0{newline}")
     out = rng.choice(("", "", *PADDING))

@@ -5,10 +5,14 @@ from __future__ import annotations
 import ast
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.conftest import ROOT
+
+if TYPE_CHECKING:
+    from typer.models import CommandInfo
 
 #: The folders that install as `authorgraph.<folder>` (pyproject's package-dir).
 PACKAGES = ("pipelines", "transforms", "expectations", "warehouse")
@@ -97,6 +101,14 @@ def test_warehouse_holds_no_python() -> None:
     assert [p for p in (ROOT / "warehouse").rglob("*.py")] == []
 
 
+def _command_name(command: CommandInfo) -> str:
+    """A command's name on the command line: the one given, else its function's."""
+    if command.name:
+        return command.name
+    assert command.callback is not None
+    return command.callback.__name__
+
+
 def test_readme_documents_every_command() -> None:
     """The README's command table has a row for every command (and the server group's
     subcommands), and the README names its two make targets."""
@@ -104,13 +116,13 @@ def test_readme_documents_every_command() -> None:
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     rows = "\n".join(re.findall(r"^\| `authorgraph .*$", readme, flags=re.MULTILINE))
-    commands = [c.name or c.callback.__name__ for c in app.registered_commands]  # type: ignore[union-attr]
+    commands = [_command_name(c) for c in app.registered_commands]
     assert commands
     for command in commands:
         assert re.search(rf"^\| `authorgraph {command}\b", rows, flags=re.MULTILINE), command
     for group in app.registered_groups:  # `authorgraph server start|stop|status`
         assert group.typer_instance is not None
-        names = [c.name for c in group.typer_instance.registered_commands]
+        names = [_command_name(c) for c in group.typer_instance.registered_commands]
         assert names and re.search(rf"`authorgraph {group.name} {'.+'.join(names)}", rows)
     for target in ("make run", "make test"):
         assert target in readme

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+from uuid import UUID
 
 import anyio
 import pytest
 
 from tests.conftest import FIXTURES
 
+if TYPE_CHECKING:
+    from authorgraph.pipelines.config import Settings
+
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
-async def read_run_artifact(flow_run_id: object) -> str:
+async def read_run_artifact(flow_run_id: UUID | None) -> str:
+    assert flow_run_id is not None
     from prefect import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
@@ -27,8 +34,8 @@ async def read_run_artifact(flow_run_id: object) -> str:
 
 
 def test_run_artifact_reports_files_rows_validation_and_docs(
-    seeds_copy: Path, settings_for
-) -> None:  # type: ignore[no-untyped-def]
+    seeds_copy: Path, settings_for: Callable[..., Settings]
+) -> None:
     from authorgraph.pipelines.flow import authorgraph_flow
 
     shutil.copy(FIXTURES / "bad" / "incomplete_paper.txt", seeds_copy / "zz | bad.txt")

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -30,14 +31,14 @@ CLI_CACHE = ROOT / ".cache"
 
 
 @pytest.fixture
-def engine(seeds_warehouse: Path) -> sa.Engine:
+def engine(seeds_warehouse: Path) -> Iterator[sa.Engine]:
     """The engine a BI tool would build: duckdb-engine URL, read-only.
 
     Disposed after each test: duckdb-engine opens the file with its own settings, and DuckDB
     refuses a second in-process connection to the same file with different settings."""
     url = f"duckdb:///{seeds_warehouse / 'authorgraph.duckdb'}"
     engine = sa.create_engine(url, connect_args={"read_only": True})
-    yield engine  # type: ignore[misc]
+    yield engine
     engine.dispose()
 
 
@@ -122,12 +123,12 @@ def test_pandas_read_sql(engine: sa.Engine) -> None:
 def test_parquet_reads_the_same_rows_everywhere(seeds_warehouse: Path, table: str) -> None:
     path = seeds_warehouse / "parquet" / f"{table}.parquet"
     key = list(next(t for t in ALL_TABLES if t.name == table).primary_key)
-    from_pyarrow = pl.from_arrow(pq.read_table(path)).sort(key)  # type: ignore[union-attr]
+    from_pyarrow = pl.DataFrame(pq.read_table(path)).sort(key)
     from_polars = pl.read_parquet(path).sort(key)
     con = duckdb.connect()
     try:
         arrow = con.sql("select * from read_parquet(?)", params=[str(path)]).to_arrow_table()
-        from_duckdb = pl.from_arrow(arrow).sort(key)  # type: ignore[union-attr]
+        from_duckdb = pl.DataFrame(arrow).sort(key)
     finally:
         con.close()
     con = duckdb.connect(str(seeds_warehouse / "authorgraph.duckdb"), read_only=True)
@@ -137,8 +138,8 @@ def test_parquet_reads_the_same_rows_everywhere(seeds_warehouse: Path, table: st
         con.close()
     # DuckDB names the UTC zone "Etc/UTC": same instants, so compare in one dtype.
     assert from_pyarrow.equals(from_polars)
-    assert from_polars.equals(from_duckdb.cast(from_polars.schema))  # type: ignore[arg-type]
-    assert from_polars.equals(from_warehouse.cast(from_polars.schema))  # type: ignore[arg-type]
+    assert from_polars.equals(from_duckdb.cast(from_polars.schema))
+    assert from_polars.equals(from_warehouse.cast(from_polars.schema))
 
 
 def test_opens_read_only_in_a_second_process(seeds_warehouse: Path) -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -56,7 +57,7 @@ def start_run(
 
 def run_cli(
     seeds: Path, warehouse: Path, env: dict[str, str], *args: str, fault: str | None = None
-):  # type: ignore[no-untyped-def]
+) -> tuple[int, str, str]:
     process = start_run(seeds, warehouse, env, *args, fault=fault)
     out, err = process.communicate(timeout=300)
     return process.returncode, out, err
@@ -75,7 +76,7 @@ def counts(warehouse: Path) -> tuple[int, int, int]:
     return row
 
 
-def wait_for(predicate, timeout: float = 120.0) -> None:  # type: ignore[no-untyped-def]
+def wait_for(predicate: Callable[[], object], timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, "timed out"

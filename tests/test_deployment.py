@@ -6,6 +6,7 @@ import inspect
 import io
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import ROOT, SEEDS
@@ -44,7 +45,7 @@ def test_serve_and_runner_usage_errors_exit_2(tmp_path: Path) -> None:
     assert stray.exit_code == 2 and "--dask-address needs --runner dask" in stray.output
 
 
-def test_progress_bar_only_on_a_terminal(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_progress_bar_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     from rich.console import Console
 
     from authorgraph.pipelines.cli.progress import file_progress

@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -136,8 +137,7 @@ def test_e4_a_file_that_vanishes_after_listing_is_rejected_and_rechecked(
     assert rejected(again) == {} and counts(again) == GOOD
 
 
-def _now():  # type: ignore[no-untyped-def]
-    from datetime import UTC, datetime
+def _now() -> datetime:
 
     return datetime.now(UTC)
 

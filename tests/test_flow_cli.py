@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -98,7 +99,7 @@ def test_failed_validation_publishes_nothing(
     before = snapshot(warehouse)
     real_transform = stages.transform
 
-    def corrupted(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def corrupted(*args: Any, **kwargs: Any) -> stages.Transformed:
         out = real_transform(*args, **kwargs)
         tables = out.tables
         authorship = tables["authorship"]
@@ -128,7 +129,7 @@ def test_flow_raises_validation_failed_directly(
 
     real_transform = stages.transform
 
-    def empty_title(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def empty_title(*args: Any, **kwargs: Any) -> stages.Transformed:
         out = real_transform(*args, **kwargs)
         out.replace_table("papers", out.tables["papers"].with_columns(title=pl.lit("")))
         return out

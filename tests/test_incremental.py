@@ -9,6 +9,7 @@ import dataclasses
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -26,7 +27,7 @@ DATA_TABLES = ("authors", "papers", "authorship", "rejected_files")
 
 def published(settings: Settings) -> dict[str, pl.DataFrame]:
     tables = read_published_tables(settings.warehouse)
-    return {name: pl.from_arrow(tables[name]) for name in DATA_TABLES}  # type: ignore[misc]
+    return {name: pl.DataFrame(tables[name]) for name in DATA_TABLES}
 
 
 def query_bytes(settings: Settings) -> bytes:
@@ -41,12 +42,14 @@ def query_bytes(settings: Settings) -> bytes:
         con.close()
 
 
-def last_run(settings: Settings) -> dict[str, object]:
+def last_run(settings: Settings) -> dict[str, Any]:  # the runs row, as DuckDB returns it
     con = duckdb.connect(str(settings.duckdb_path), read_only=True)
     try:
         cursor = con.execute("select * from runs order by run_id desc limit 1")
         names = [d[0] for d in cursor.description]
-        return dict(zip(names, cursor.fetchone(), strict=True))
+        row = cursor.fetchone()
+        assert row is not None
+        return dict(zip(names, row, strict=True))
     finally:
         con.close()
 
@@ -243,7 +246,7 @@ def test_every_table_is_published_in_duckdb_and_manifest_tracks_files(settings: 
     run_stages(settings)
     tables = read_published_tables(settings.warehouse)
     assert set(tables) == {t.name for t in ALL_TABLES}
-    manifest = pl.from_arrow(tables["manifest"])
+    manifest = pl.DataFrame(tables["manifest"])
     assert manifest.height == 5
     assert set(manifest["status"]) == {"loaded"}
     assert manifest["sha256"].str.len_chars().to_list() == [64] * 5

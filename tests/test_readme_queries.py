@@ -4,12 +4,15 @@ seeds/, read-only; the README's "Query it" examples also answer their questions 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from authorgraph.pipelines.load.publish import run_query
 from tests.conftest import ROOT
 from tests.markdown import DOC_FILES, Block, split_fences, sql_blocks
+
+Rows = list[tuple[Any, ...]]  # DuckDB values: each query decides their types
 
 ALL_SQL = [block for path in DOC_FILES for block in sql_blocks(path)]
 
@@ -45,11 +48,11 @@ def test_sql_example_runs_on_the_seeds_warehouse(seeds_warehouse: Path, block: B
 
 
 @pytest.fixture(scope="module")
-def results(seeds_warehouse: Path) -> list[tuple[list[str], list[tuple[object, ...]]]]:
+def results(seeds_warehouse: Path) -> list[tuple[list[str], Rows]]:
     return [run_query(seeds_warehouse, query) for query in readme_queries()]
 
 
-def test_1_most_papers(results: list[tuple[list[str], list[tuple[object, ...]]]]) -> None:
+def test_1_most_papers(results: list[tuple[list[str], Rows]]) -> None:
     columns, rows = results[0]
     assert columns == ["display_name", "papers_count", "subjects"]
     assert [(name, n) for name, n, _ in rows] == [
@@ -61,25 +64,25 @@ def test_1_most_papers(results: list[tuple[list[str], list[tuple[object, ...]]]]
     ]
 
 
-def test_2_shared_papers(results: list[tuple[list[str], list[tuple[object, ...]]]]) -> None:
+def test_2_shared_papers(results: list[tuple[list[str], Rows]]) -> None:
     _, rows = results[1]
     assert len(rows) == 5
     assert rows[0][:2] == ("Gemma 3 Technical Report", 5)
-    assert all(n == len(names) >= 2 for _, n, names in rows)  # type: ignore[arg-type]
+    assert all(n == len(names) >= 2 for _, n, names in rows)
 
 
-def test_3_closest_coauthors(results: list[tuple[list[str], list[tuple[object, ...]]]]) -> None:
+def test_3_closest_coauthors(results: list[tuple[list[str], Rows]]) -> None:
     _, rows = results[2]
     assert len(rows) == 5
     assert rows[0] == ("Koray Kavukcuoglu", "Shreya Pathak", 3)
     assert [r[2] for r in rows] == sorted((r[2] for r in rows), reverse=True)
 
 
-def test_4_papers_per_subject(results: list[tuple[list[str], list[tuple[object, ...]]]]) -> None:
+def test_4_papers_per_subject(results: list[tuple[list[str], Rows]]) -> None:
     assert results[3][1] == [("Artificial Intelligence", 20, 5), ("Machine Learning", 5, 3)]
 
 
-def test_5_one_authors_page(results: list[tuple[list[str], list[tuple[object, ...]]]]) -> None:
+def test_5_one_authors_page(results: list[tuple[list[str], Rows]]) -> None:
     columns, rows = results[4]
     assert columns == ["title", "subject", "source_file"]
     assert len(rows) == 3  # Sammy Jerome's page lists three papers

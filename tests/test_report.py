@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from typer.testing import CliRunner
 
 from authorgraph.pipelines.cli.commands import app
 from authorgraph.pipelines.cli.report import read_report_data
+
+if TYPE_CHECKING:
+    from authorgraph.pipelines.config import Settings
 
 runner = CliRunner()
 
@@ -73,8 +78,8 @@ def test_report_without_a_warehouse_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_dollar_signs_in_names_titles_and_subjects_are_drawn_as_text(
-    tmp_path: Path, settings_for
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, settings_for: Callable[..., Settings]
+) -> None:
     """`$x^$` would be a broken mathtext formula; `$5 and $6` one that eats the text between."""
     from tests.conftest import run_stages
 

@@ -42,7 +42,7 @@ def published_runs(warehouse: Path) -> int:
 
 def start_serve(
     seeds: Path, warehouse: Path, tmp_path: Path, interval: int = 30, fault: str | None = None
-) -> subprocess.Popen[str]:
+) -> subprocess.Popen[bytes]:
     """`authorgraph serve --interval N` starting its own Prefect server, output to serve.log."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTHORGRAPH_", "PREFECT_"))}
     env |= {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "HOME": str(tmp_path / "home")}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import polars as pl
+import pyarrow as pa
 import pytest
 
 from authorgraph.expectations import validate
@@ -235,8 +236,8 @@ def test_gx_never_gets_a_whole_table(
     received: list[pd.DataFrame] = []
     real = validate.to_pandas
 
-    def spy(data: object) -> pd.DataFrame:
-        frame = real(data)  # type: ignore[arg-type]
+    def spy(data: pl.DataFrame | pa.Table | pa.RecordBatch) -> pd.DataFrame:
+        frame = real(data)
         received.append(frame)
         return frame
 

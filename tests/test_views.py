@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from itertools import combinations
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -24,13 +26,13 @@ def tables() -> dict[str, pl.DataFrame]:
 
 
 @pytest.fixture(scope="module")
-def con(seeds_warehouse: Path) -> duckdb.DuckDBPyConnection:
+def con(seeds_warehouse: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     connection = duckdb.connect(str(seeds_warehouse / "authorgraph.duckdb"), read_only=True)
-    yield connection  # type: ignore[misc]
+    yield connection
     connection.close()
 
 
-def rows(con: duckdb.DuckDBPyConnection, query: str) -> list[dict[str, object]]:
+def rows(con: duckdb.DuckDBPyConnection, query: str) -> list[dict[str, Any]]:  # DuckDB values
     cursor = con.execute(query)
     names = [d[0] for d in cursor.description or []]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
@@ -91,7 +93,7 @@ def test_author_summary(con: duckdb.DuckDBPyConnection, tables: dict[str, pl.Dat
     by_name = {r["display_name"]: r for r in got.values()}
     assert by_name["Koray Kavukcuoglu"]["papers_count"] == 10
     assert by_name["Shreya Pathak"]["first_source_file"] == "000_38a999d25114c30e.txt"
-    assert sum(r["papers_count"] for r in got.values()) == 33  # type: ignore[misc]
+    assert sum(r["papers_count"] for r in got.values()) == 33
 
 
 def test_paper_summary(con: duckdb.DuckDBPyConnection, tables: dict[str, pl.DataFrame]) -> None:
@@ -124,7 +126,7 @@ def test_coauthors(con: duckdb.DuckDBPyConnection, tables: dict[str, pl.DataFram
     got = rows(con, "select * from analytics.coauthors")
     assert {(r["author_id_a"], r["author_id_b"]): r["shared_papers"] for r in got} == shared
     assert len(got) == len(shared)  # each pair once
-    assert all(r["author_id_a"] < r["author_id_b"] for r in got)  # type: ignore[operator]
+    assert all(r["author_id_a"] < r["author_id_b"] for r in got)
     assert len(got) == 10  # Gemma 3 alone links all five authors
 
 
@@ -158,5 +160,5 @@ def test_subject_counts(con: duckdb.DuckDBPyConnection, tables: dict[str, pl.Dat
     assert {(r["source"], r["subject"]): r["authors_count"] for r in got} == {
         key: len(authors[key]) for key in papers
     }
-    assert sum(r["papers_count"] for r in got) == 25  # type: ignore[misc]
+    assert sum(r["papers_count"] for r in got) == 25
     assert papers[("arXiv.org Artificial Intelligence", "Artificial Intelligence")] == 20

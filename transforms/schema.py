@@ -53,7 +53,7 @@ class Table:
     @property
     def polars_schema(self) -> dict[str, pl.DataType]:
         """The same schema as polars dtypes (for building empty frames)."""
-        return dict(pl.from_arrow(self.arrow_schema.empty_table()).schema)  # type: ignore[union-attr]
+        return dict(pl.DataFrame(self.arrow_schema.empty_table()).schema)
 
 
 STR = pa.string()

@@ -53,7 +53,7 @@ def fail(message: str, code: int) -> typer.Exit:
 def settings_or_exit(**kwargs: object) -> Settings:
     """Resolve settings; a bad value is a usage error (exit 2)."""
     try:
-        return resolve_settings(**kwargs)  # type: ignore[arg-type]
+        return resolve_settings(**kwargs)  # type: ignore[arg-type]  # CLI options by name
     except ConfigError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
 
@@ -275,7 +275,7 @@ def validate(warehouse: WarehouseOpt = None) -> None:
             import polars as pl
 
             published = read_published_tables(settings.warehouse)
-            tables = {t.name: pl.from_arrow(published[t.name]) for t in CORE_TABLES}  # type: ignore[misc]
+            tables = {t.name: pl.DataFrame(published[t.name]) for t in CORE_TABLES}
     except WarehouseError as exc:
         raise fail(str(exc), warehouse_exit_code(exc)) from None
     try:

@@ -14,9 +14,11 @@ import base64
 import html
 import io
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import matplotlib
@@ -27,11 +29,14 @@ from authorgraph.pipelines.load.layout import DATA_DOCS_DIR
 from authorgraph.pipelines.load.publish import DUCKDB_FILE, connect_read_only
 from authorgraph.pipelines.load.safe_io import atomic_write
 
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
 TOP_AUTHORS = 10
 COLOR = "#3b6ea5"
 ACCENT = "#d98c2b"
 # Every text artist is made (and drawn) with these: data is text, `$...$` is not mathtext.
-PLAIN_TEXT = {"text.parse_math": False, "text.usetex": False}
+PLAIN_TEXT: dict[RcKeyType, bool] = {"text.parse_math": False, "text.usetex": False}
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,8 @@ class ReportData:
     rejected: list[tuple[str, str, int | None, str]]  # file, reason, line, message
 
 
-def _fetch(con: duckdb.DuckDBPyConnection, query: str) -> list[tuple[object, ...]]:
+def _fetch(con: duckdb.DuckDBPyConnection, query: str) -> list[tuple[Any, ...]]:
+    """The rows; Any: their column types are the query's, which mypy cannot see."""
     return con.execute(query).fetchall()
 
 
@@ -55,12 +61,12 @@ def read_report_data(warehouse: Path) -> ReportData:
     con = connect_read_only(warehouse)
     try:
         counts = {
-            name: int(_fetch(con, f"select count(*) from {name}")[0][0])  # type: ignore[call-overload]
+            name: int(_fetch(con, f"select count(*) from {name}")[0][0])
             for name in ("authors", "papers", "authorship", "rejected_files")
         }
         counts["rejected files"] = counts.pop("rejected_files")
         pairs = _fetch(con, "select count(*) from analytics.coauthors")
-        counts["co-author pairs"] = int(pairs[0][0])  # type: ignore[call-overload]
+        counts["co-author pairs"] = int(pairs[0][0])
         top = _fetch(
             con,
             "select display_name, papers_count, array_to_string(subjects, ', ') "
@@ -88,7 +94,7 @@ def read_report_data(warehouse: Path) -> ReportData:
         )
     finally:
         con.close()
-    return ReportData(counts, top, subjects, authors, edges, rejected)  # type: ignore[arg-type]
+    return ReportData(counts, top, subjects, authors, edges, rejected)
 
 
 def _svg(figure: Figure) -> str:
@@ -123,7 +129,7 @@ def coauthor_graph(data: ReportData) -> str:
 
 
 def _coauthor_graph(data: ReportData) -> str:
-    graph = nx.Graph()
+    graph: nx.Graph[str] = nx.Graph()
     for author_id, (name, papers) in sorted(data.authors.items(), key=lambda kv: kv[1]):
         graph.add_node(author_id, name=name, papers=papers)
     for a, b, shared in data.edges:
@@ -168,7 +174,7 @@ def _cell(value: object) -> str:
     return f"<td>{html.escape('' if value is None else str(value))}</td>"
 
 
-def _table(header: list[str], rows: list[tuple[object, ...]]) -> str:
+def _table(header: list[str], rows: Sequence[tuple[object, ...]]) -> str:
     """An HTML table with every value escaped."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
@@ -198,7 +204,7 @@ def render_report(data: ReportData, data_docs_link: str | None, source: str) -> 
     names = [n for n, _, _ in data.top_authors]
     papers = [p for _, p, _ in data.top_authors]
     if data.rejected:
-        rejected = _table(["file", "reason", "line", "message"], data.rejected)  # type: ignore[arg-type]
+        rejected = _table(["file", "reason", "line", "message"], data.rejected)
     else:
         rejected = '<p class="ok">No file was rejected.</p>'
     if data_docs_link:

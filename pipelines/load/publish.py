@@ -181,7 +181,10 @@ def finish_staged(
     write_parquet(tables, stage_dir / "version" / PARQUET_DIR)
     write_parquet(state, stage_dir / "version" / STATE_DIR, declared=False)
     db_path = stage_dir / DUCKDB_FILE
-    config = {"memory_limit": memory_limit, "storage_compatibility_version": STORAGE_COMPATIBILITY}
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "memory_limit": memory_limit,
+        "storage_compatibility_version": STORAGE_COMPATIBILITY,
+    }
     with os_errors(), closing(duckdb.connect(str(db_path), config=config)) as con:
         con.execute("BEGIN")
         con.execute("DROP SCHEMA IF EXISTS analytics CASCADE")

@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from contextlib import suppress
 from types import FrameType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 if TYPE_CHECKING:
     import psutil
@@ -36,7 +36,8 @@ MARKER_ENV = "AUTHORGRAPH_PROCESS_MARKER"
 GRACE = 3.0  # seconds between SIGTERM and SIGKILL for processes we stop
 ORPHAN_POLL = 0.5  # seconds between parent checks in stop_when_orphaned
 
-Command = TypeVar("Command", bound=Callable[..., Any])
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 _stop_signal: int | None = None
 _guardian: subprocess.Popen[bytes] | None = None
@@ -98,13 +99,15 @@ def guardian_pid() -> int | None:
     return _guardian.pid if _guardian is not None else None
 
 
-def stops_on_signals(fail: Callable[[str, int], Exception]) -> Callable[[Command], Command]:
+def stops_on_signals(
+    fail: Callable[[str, int], Exception],
+) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
     """Decorate a CLI command: SIGTERM is handled like Ctrl-C, a guardian cleans up after
     kill -9, and an interrupted command prints one line (via `fail`) and exits 130 or 143."""
 
-    def decorate(command: Command) -> Command:
+    def decorate(command: Callable[_P, _R]) -> Callable[_P, _R]:
         @functools.wraps(command)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
+        def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
             handle_sigterm_as_sigint()
             start_guardian()
             try:
@@ -114,7 +117,7 @@ def stops_on_signals(fail: Callable[[str, int], Exception]) -> Callable[[Command
                 message = f"stopped by {name}; the warehouse keeps its last complete version"
                 raise fail(message, exit_code()) from None
 
-        return wrapper  # type: ignore[return-value]
+        return wrapper
 
     return decorate
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from prefect.task_runners import TaskRunner
@@ -18,7 +18,8 @@ class RunnerError(ValueError):
     """An unknown runner name or an address given for a runner that takes none."""
 
 
-def make_task_runner(name: str, workers: int, address: str | None = None) -> TaskRunner:  # type: ignore[type-arg]
+# TaskRunner[Any]: each runner makes its own kind of future (thread, process, Dask).
+def make_task_runner(name: str, workers: int, address: str | None = None) -> TaskRunner[Any]:
     """The Prefect task runner called `name`; `dask` uses the cluster at `address` if given,
     else starts a LocalCluster of `workers` single-threaded worker processes."""
     if name not in RUNNERS:

@@ -109,7 +109,8 @@ def serve_flow(
         ),
         entrypoint_type=EntrypointType.MODULE_PATH,
     )
-    runner.handle_sigterm = lifecycle.on_sigterm(stop_flow_runs)  # type: ignore[method-assign]
+    stop = lifecycle.on_sigterm(stop_flow_runs)
+    runner.handle_sigterm = stop  # type: ignore[method-assign]  # Runner has no SIGTERM hook
     asyncio.run(runner.start())
 
 

@@ -21,6 +21,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 SERVER_DIR_ENV = "AUTHORGRAPH_SERVER_DIR"
 STATE_FILE = "server.json"
@@ -114,7 +115,7 @@ def server_dir() -> Path:
     return Path(os.environ.get(SERVER_DIR_ENV) or default)
 
 
-def _state() -> dict[str, object] | None:
+def _state() -> dict[str, Any] | None:  # parsed JSON: values of any type
     try:
         state = json.loads((server_dir() / STATE_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -127,7 +128,7 @@ def running_server() -> str | None:
     state = _state()
     if state is None:
         return None
-    url, pid = str(state.get("url")), int(state.get("pid", 0))  # type: ignore[call-overload]
+    url, pid = str(state.get("url")), int(state.get("pid", 0))
     try:
         os.kill(pid, 0)
     except (ProcessLookupError, PermissionError, OverflowError):
@@ -163,7 +164,7 @@ def stop_server() -> bool:
     (server_dir() / STATE_FILE).unlink(missing_ok=True)
     if state is None:
         return False
-    pid = int(state.get("pid", 0))  # type: ignore[call-overload]
+    pid = int(state.get("pid", 0))
     if pid <= 0:
         return False
     try:

@@ -190,7 +190,7 @@ class CacheInputs:
 def staging_connection(stage_dir: Path, limits: BuildLimits) -> Iterator[duckdb.DuckDBPyConnection]:
     """The staged DuckDB file, opened for writing with bounded memory and a spill folder."""
     spill = make_dir(stage_dir / "spill")
-    config: dict[str, str | int | bool] = {
+    config: dict[str, str | bool | int | float | list[str]] = {
         "storage_compatibility_version": STORAGE_COMPATIBILITY,
         "memory_limit": limits.memory_limit,
         "threads": max(limits.threads, 1),
@@ -340,7 +340,7 @@ def rows_not_in(
     """Per table, a Parquet file of the rows of `new[name]` that are not in `old[name]`
     (what a re-run changed; row-level checks need to see only these)."""
     make_dir(out_dir)
-    config: dict[str, str | int | bool] = {
+    config: dict[str, str | bool | int | float | list[str]] = {
         "memory_limit": limits.memory_limit,
         "threads": max(limits.threads, 1),
         "temp_directory": str(make_dir(out_dir / "spill")),

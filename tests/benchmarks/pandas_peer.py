@@ -66,7 +66,7 @@ def fold(column: pd.Series) -> pd.Series:
 
 def display_names(name: pd.Series) -> pd.Series:
     """'Family, Given' -> 'Given Family'; 'Family, Suffix, Given' -> 'Given Family Suffix'."""
-    parts = name.str.split(",")
+    parts: pd.Series = name.str.split(",")  # lists: the stubs would give .str string methods only
     count = parts.str.len()
     first, second, third = (parts.str[i].str.strip() for i in range(3))
     two = second + " " + first
