@@ -54,6 +54,10 @@ MAX_EXAMPLES = 5
 # author pages (1.5M authorship rows, 1.1M papers): 50k rows 59 s and 1.6 GiB peak, 100k rows
 # 40 s and 2.0 GiB, 200k rows 2.8 GiB; whole tables took 8.0 GiB.
 DEFAULT_CHUNK_ROWS = 100_000
+#: A row-level chunk of a Parquet table holds at most about this many bytes of its columns
+#: (GX copies values into Python objects for regex checks: a chunk of abstracts costs several
+#: times its Arrow size).
+CHUNK_BYTES = 24 * 2**20
 
 TableInput = Path | pl.DataFrame  # a Parquet file of the whole table, or a frame
 _T = TypeVar("_T")
@@ -314,7 +318,8 @@ class _Source:
             return
         path = self.data
         file = self._read(lambda: pq.ParquetFile(path))
-        batches = self._read(lambda: file.iter_batches(batch_size=chunk_rows, columns=wanted))
+        rows = min(chunk_rows, _rows_within(file.metadata, wanted, CHUNK_BYTES))
+        batches = self._read(lambda: file.iter_batches(batch_size=rows, columns=wanted))
         seen = False
         while (batch := self._read(lambda: next(batches, None))) is not None:
             if batch.num_rows:
@@ -322,6 +327,20 @@ class _Source:
                 yield batch
         if not seen:
             yield file.schema_arrow.empty_table().select(wanted)
+
+
+def _rows_within(meta: pq.FileMetaData, columns: Sequence[str], budget: int) -> int:
+    """How many rows of these columns take about `budget` bytes uncompressed (at least 1,000):
+    wide rows (paper abstracts) come in smaller chunks than narrow ones (ids)."""
+    size = 0
+    for i in range(meta.num_row_groups):
+        group = meta.row_group(i)
+        for j in range(group.num_columns):
+            column = group.column(j)
+            if column.path_in_schema in columns:
+                size += column.total_uncompressed_size
+    per_row = size / meta.num_rows if meta.num_rows else 0
+    return max(int(budget / per_row), 1_000) if per_row else budget
 
 
 def key_partitions(keys: pa.Table, chunk_rows: int) -> Iterator[pa.Table]:

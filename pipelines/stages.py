@@ -14,9 +14,11 @@ import shutil
 import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from multiprocessing import get_context
 from pathlib import Path
 
 import polars as pl
@@ -359,7 +361,7 @@ def transform(
     else:
         inputs = CacheInputs(batch_dir, previous.cache_dir, _reused_keys(reused))
         try:
-            transformed.counts = build_tables(stage_dir, inputs, _limits(settings))
+            transformed.counts = build_isolated(stage_dir, inputs, _limits(settings))
         except OSError as exc:
             shutil.rmtree(stage_dir, ignore_errors=True)  # give the space back
             raise _staging_error(exc, settings.warehouse) from None
@@ -368,6 +370,23 @@ def transform(
             raise
     shutil.rmtree(batch_dir, ignore_errors=True)  # merged into the staged cache
     return transformed
+
+
+#: Above this much input (parse batches + cache), the DuckDB build runs in a child process:
+#: what DuckDB's allocator keeps after a large build is then returned to the system when the
+#: child exits, instead of staying in the run's process through validation and load.
+ISOLATE_BYTES = 64 * 2**20
+
+
+def build_isolated(stage_dir: Path, inputs: CacheInputs, limits: BuildLimits) -> dict[str, int]:
+    """`build_tables`, in a spawned child process when the input is large."""
+    files = [*inputs.batch_dir.glob("*.parquet")]
+    if inputs.previous_cache is not None:
+        files += [*inputs.previous_cache.rglob("*.parquet")]
+    if sum(f.stat().st_size for f in files) <= ISOLATE_BYTES:
+        return build_tables(stage_dir, inputs, limits)
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+        return pool.submit(build_tables, stage_dir, inputs, limits).result()
 
 
 def _limits(settings: Settings) -> BuildLimits:

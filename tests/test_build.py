@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -215,3 +216,32 @@ def test_a_memory_limit_too_small_to_build_is_one_named_error(tmp_path: Path) ->
         build_tables(tmp_path, inputs, BuildLimits("16MB", 1))
     assert isinstance(info.value, NoSpaceLeft)  # exit 6, like a full disk
     assert "\n" not in str(info.value)
+
+
+def test_a_large_build_runs_in_a_child_process_with_the_same_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forced isolation (as for inputs over 64 MiB): the DuckDB build runs in a spawned child,
+    and the published tables equal an in-process build's."""
+    import os
+
+    from authorgraph.pipelines import stages
+    from authorgraph.pipelines.config import Settings
+    from tests.conftest import SEEDS, run_stages
+
+    children: list[int] = []
+
+    class Spy(stages.ProcessPoolExecutor):
+        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+            future = super().submit(fn, *args, **kwargs)
+            children.extend(p.pid for p in self._processes.values() if p.pid is not None)
+            return future
+
+    monkeypatch.setattr(stages, "ProcessPoolExecutor", Spy)
+    monkeypatch.setattr(stages, "ISOLATE_BYTES", 0)
+    isolated = run_stages(Settings(seeds=SEEDS, warehouse=tmp_path / "isolated")).tables
+    assert children and os.getpid() not in children
+    monkeypatch.setattr(stages, "ISOLATE_BYTES", 1 << 40)
+    inline = run_stages(Settings(seeds=SEEDS, warehouse=tmp_path / "inline")).tables
+    for table in CORE_TABLES:
+        assert_frame_equal(isolated[table.name], inline[table.name])
