@@ -13,8 +13,9 @@ Steps, in the staging folder of one run:
 3. each core table copied out to `version/parquet/<table>.parquet`, in key order.
 
 Wide rows (paper texts) are never sorted or de-duplicated all at once: when the texts are
-larger than a quarter of the memory limit, steps 1 and 2 run in parts by id prefix (ids are
-hex hashes, so parts are even), in key order. DuckDB's own spilling covers the rest.
+larger than the memory limit, steps 1 and 2 run in parts by paper-id prefix (ids are hex
+hashes, so parts are even), in key order. Parse batches write their texts sorted by paper id
+in small row groups, so a part reads only its id range. DuckDB's own spilling covers the rest.
 
 Paths are this run's own folders, quoted as SQL literals; no value from the data is ever
 pasted into SQL text.
