@@ -41,7 +41,6 @@ import pyarrow.parquet as pq
 # GX alone takes about 4 s to import, and a run whose inputs are unchanged never validates.
 if TYPE_CHECKING:
     import pandas as pd
-    from great_expectations.core.expectation_suite import ExpectationSuite
 
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
@@ -204,22 +203,6 @@ class ValidationFailed(Exception):
     def __init__(self, report: ValidationReport) -> None:
         super().__init__("; ".join(report.failure_lines()))
         self.report = report
-
-
-def load_suite(path: Path) -> ExpectationSuite:
-    """Build a suite from its JSON file; an unknown expectation type raises."""
-    _gx()  # quiet and offline before the first GX import
-    from great_expectations.core.expectation_suite import ExpectationSuite
-    from great_expectations.expectations.expectation_configuration import (
-        ExpectationConfiguration,
-    )
-
-    doc = json.loads(path.read_text(encoding="utf-8"))
-    expectations = [
-        ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"]).to_domain_obj()
-        for e in doc["expectations"]
-    ]
-    return ExpectationSuite(name=doc["name"], expectations=expectations, meta=doc.get("meta"))
 
 
 class TableUnreadable(Exception):
