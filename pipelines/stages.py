@@ -46,6 +46,7 @@ from authorgraph.pipelines.load.lock import LOCK_FILE, writer_lock
 from authorgraph.pipelines.load.publish import (
     DUCKDB_FILE,
     PARQUET_DIR,
+    STATE_DIR,
     VERSIONS_DIR,
     NoSpaceLeft,
     WarehouseUnusable,
@@ -74,9 +75,17 @@ from authorgraph.pipelines.transform.build import (
     BuildLimits,
     CacheInputs,
     build_tables,
+    ledger_checks,
     rows_not_in,
 )
-from authorgraph.transforms.schema import CORE_TABLES, REJECTED_FILES, RUNS, TABLES_BY_NAME, Table
+from authorgraph.transforms.schema import (
+    BUILT_TABLES,
+    CORE_TABLES,
+    REJECTED_FILES,
+    RUNS,
+    TABLES_BY_NAME,
+    Table,
+)
 from authorgraph.transforms.tables import to_arrow
 
 LOADED, REJECTED, DELETED = "loaded", "rejected", "deleted"
@@ -281,7 +290,7 @@ class Transformed:
     @property
     def tables(self) -> dict[str, pl.DataFrame]:
         """Every data table read whole into frames (for small corpora: tests, reports)."""
-        frames = {t.name: pl.read_parquet(self.table_path(t.name)) for t in CORE_TABLES}
+        frames = {t.name: pl.read_parquet(self.table_path(t.name)) for t in BUILT_TABLES}
         return {**frames, "rejected_files": self.rejected_files, "manifest": self.manifest}
 
     def replace_table(self, name: str, frame: pl.DataFrame) -> None:
@@ -403,7 +412,7 @@ def _reused_keys(reused: list[PlannedFile]) -> pa.Table:
 
 def _published_counts(transformed: Transformed) -> dict[str, int]:
     """Row counts of the published core tables, from their Parquet footers."""
-    return {t.name: pq.read_metadata(transformed.table_path(t.name)).num_rows for t in CORE_TABLES}
+    return {t.name: pq.read_metadata(transformed.table_path(t.name)).num_rows for t in BUILT_TABLES}
 
 
 def _build_row(keys: BuildKeys) -> dict[str, str]:
@@ -451,14 +460,22 @@ def _manifest(
 
 
 def validate(transformed: Transformed, settings: Settings) -> ValidationReport:
-    """Run the suites on the core tables and build Data Docs (raises nothing).
+    """Run the suites on the core tables and the ledger and build Data Docs (raises nothing).
 
     When the published tables passed under the same suites and code (`keys_match`), the
     row-level expectations see only the rows that are new or changed since then; the
     set-level ones (keys, uniqueness, relationships) always see whole tables.
     """
-    tables = {t.name: transformed.table_path(t.name) for t in CORE_TABLES}
+    tables: dict[str, Path] = {t.name: transformed.table_path(t.name) for t in CORE_TABLES}
     changed = changed_rows(transformed, settings) if transformed.keys_match else None
+    ledger = {t: transformed.table_path(t) for t in ("papers", "authorship", "listings")}
+    ledger["page_links"] = transformed.stage_dir / "version" / STATE_DIR / "page_links.parquet"
+    target = transformed.stage_dir / "checks" / "ledger.parquet"
+    try:
+        tables["ledger"] = ledger_checks(ledger, target, _limits(settings))
+    except OSError as exc:
+        shutil.rmtree(transformed.stage_dir, ignore_errors=True)  # give the space back
+        raise _staging_error(exc, settings.warehouse) from None
     return validate_tables(tables, settings.data_docs_dir, changed=changed)
 
 

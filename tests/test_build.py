@@ -21,7 +21,7 @@ from polars.testing import assert_frame_equal
 from authorgraph.pipelines.extract.parsing import BatchResult, batch_path, parse_batch
 from authorgraph.pipelines.transform.build import BuildLimits, CacheInputs, build_tables
 from authorgraph.transforms.parse import AuthorPage, RawPaper
-from authorgraph.transforms.schema import CORE_TABLES
+from authorgraph.transforms.schema import BUILT_TABLES
 from authorgraph.transforms.tables import build_tables as reference_tables
 from authorgraph.transforms.tables import stage_pages
 from tests.test_hypothesis import name, paper
@@ -49,12 +49,12 @@ def write_batch(batch_dir: Path, number: int, pages: list[tuple[str, AuthorPage]
 def built(stage_dir: Path) -> dict[str, pl.DataFrame]:
     return {
         t.name: pl.read_parquet(stage_dir / "version" / "parquet" / f"{t.name}.parquet")
-        for t in CORE_TABLES
+        for t in BUILT_TABLES
     }
 
 
 def assert_same_tables(got: dict[str, pl.DataFrame], want: dict[str, pl.DataFrame]) -> None:
-    for table in CORE_TABLES:
+    for table in BUILT_TABLES:
         assert_frame_equal(got[table.name], want[table.name].select(table.column_names))
 
 
@@ -149,7 +149,7 @@ def test_reused_rows_come_from_the_previous_cache_and_unused_variants_are_droppe
     (third / "batches").mkdir(parents=True)
     stale = pa.table({"file_name": ["a.txt"], "sha256": ["another-hash"]})
     counts = build_tables(third, CacheInputs(third / "batches", cache, stale), BuildLimits())
-    assert counts == {"authors": 0, "papers": 0, "authorship": 0}
+    assert counts == {t.name: 0 for t in BUILT_TABLES}
 
 
 def test_a_parse_batch_writes_its_rows_to_disk_and_returns_only_outcomes(
@@ -243,5 +243,5 @@ def test_a_large_build_runs_in_a_child_process_with_the_same_tables(
     assert children and os.getpid() not in children
     monkeypatch.setattr(stages, "ISOLATE_BYTES", 1 << 40)
     inline = run_stages(Settings(seeds=SEEDS, warehouse=tmp_path / "inline")).tables
-    for table in CORE_TABLES:
+    for table in BUILT_TABLES:
         assert_frame_equal(isolated[table.name], inline[table.name])

@@ -42,6 +42,9 @@ def test_exact_counts(seeds_tables: dict[str, pl.DataFrame]) -> None:
         "authors": 5,
         "papers": 25,
         "authorship": 33,
+        # The ledger: no paper is listed twice on one page, and no paper in two texts.
+        "listings": 33,
+        "paper_variants": 25,
         "rejected_files": 0,
         "manifest": 5,
     }

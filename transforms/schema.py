@@ -100,6 +100,50 @@ AUTHORSHIP = Table(
     ),
 )
 
+PAPER_VARIANTS = Table(
+    name="paper_variants",
+    comment=(
+        "Listing ledger: each distinct exact text of a paper (title, source, abstract) once; "
+        "the listings that show it point here."
+    ),
+    columns=(
+        Column("variant_id", STR, False, "Stable id: hash of the exact title, source, abstract."),
+        Column("paper_id", STR, False, "The paper this text was merged into (papers.paper_id)."),
+        Column("title", STR, False, "Title, verbatim, as this variant shows it."),
+        Column("source", STR, False, "Source line, verbatim, as this variant shows it."),
+        Column("abstract", STR, True, "Abstract as this variant shows it; null if none."),
+    ),
+    primary_key=("variant_id",),
+    foreign_keys=(ForeignKey("paper_id", "papers", "paper_id"),),
+)
+
+LISTINGS = Table(
+    name="listings",
+    comment=(
+        "Listing ledger: one row per paper listing on a page, so every merge can be explained: "
+        "which pages listed a paper, in which exact text, and which copy was kept."
+    ),
+    columns=(
+        Column("source_file", STR, False, "Page file the listing is on (manifest.file_name)."),
+        Column("position", pa.int32(), False, "0-based position of the listing on its page."),
+        Column("author_id", STR, False, "The page's author (authors.author_id)."),
+        Column("paper_id", STR, False, "The paper it was merged into (papers.paper_id)."),
+        Column("variant_id", STR, False, "The exact text it shows (paper_variants.variant_id)."),
+        Column(
+            "is_canonical",
+            pa.bool_(),
+            False,
+            "True on the paper's first listing in file order: its text is the one in papers.",
+        ),
+    ),
+    primary_key=("source_file", "position"),
+    foreign_keys=(
+        ForeignKey("author_id", "authors", "author_id"),
+        ForeignKey("paper_id", "papers", "paper_id"),
+        ForeignKey("variant_id", "paper_variants", "variant_id"),
+    ),
+)
+
 REJECTED_FILES = Table(
     name="rejected_files",
     comment="Input files rejected as a whole; a copy is kept under quarantine/ when it was read.",
@@ -165,8 +209,12 @@ RUNS = Table(
 
 #: The three tables the suites validate, in load order (referenced tables first).
 CORE_TABLES: tuple[Table, ...] = (AUTHORS, PAPERS, AUTHORSHIP)
+#: The listing ledger: how listings on pages became papers (checked by the `ledger` suite).
+LEDGER_TABLES: tuple[Table, ...] = (PAPER_VARIANTS, LISTINGS)
+#: Every table the build makes from the parsed pages, in load order.
+BUILT_TABLES: tuple[Table, ...] = (*CORE_TABLES, *LEDGER_TABLES)
 #: Every published table, in load order.
-ALL_TABLES: tuple[Table, ...] = (*CORE_TABLES, REJECTED_FILES, MANIFEST, RUNS)
+ALL_TABLES: tuple[Table, ...] = (*BUILT_TABLES, REJECTED_FILES, MANIFEST, RUNS)
 TABLES_BY_NAME: dict[str, Table] = {t.name: t for t in ALL_TABLES}
 
 #: Reason codes for rejected files, in the order they are checked: first what the listing

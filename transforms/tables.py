@@ -20,7 +20,7 @@ from authorgraph.transforms.normalize import (
     subject_of,
 )
 from authorgraph.transforms.parse import AuthorPage, RawPaper
-from authorgraph.transforms.schema import AUTHORS, PAPERS, Table
+from authorgraph.transforms.schema import AUTHORS, LISTINGS, PAPER_VARIANTS, PAPERS, Table
 
 PAGE_AUTHOR_SCHEMA: dict[str, pl.DataType] = {
     "file_name": pl.String(),
@@ -112,8 +112,23 @@ def stage_pages(pages: Iterable[tuple[str, AuthorPage]]) -> StagedPages:
 
 
 def build_tables(staged: StagedPages) -> dict[str, pl.DataFrame]:
-    """Merge per-page rows into authors, papers and authorship (first copy in file order wins)."""
+    """Merge per-page rows into authors, papers and authorship (first copy in file order wins),
+    and the listing ledger that explains the merge: paper_variants and listings."""
     links = staged.page_links.sort(["file_name", "position"])
+    listings = (
+        links.join(
+            staged.page_authors.select("file_name", "author_id"), on="file_name", how="inner"
+        )
+        .with_columns(is_canonical=pl.int_range(pl.len()).over("paper_id") == 0)
+        .rename({"file_name": "source_file"})
+        .select(LISTINGS.column_names)
+    )
+    used = links.select("variant_id").unique()
+    paper_variants = (
+        staged.variants.join(used, on="variant_id", how="semi")
+        .select(PAPER_VARIANTS.column_names)
+        .sort("paper_id", "variant_id")
+    )
     papers = (
         links.unique("paper_id", keep="first", maintain_order=True)
         .select("variant_id")
@@ -140,7 +155,13 @@ def build_tables(staged: StagedPages) -> dict[str, pl.DataFrame]:
         .select(AUTHORS.column_names)
         .sort("author_id")
     )
-    return {"authors": authors, "papers": papers, "authorship": authorship}
+    return {
+        "authors": authors,
+        "papers": papers,
+        "authorship": authorship,
+        "paper_variants": paper_variants,
+        "listings": listings,
+    }
 
 
 def to_arrow(frame: pl.DataFrame, table: Table) -> pa.Table:

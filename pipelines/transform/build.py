@@ -48,7 +48,7 @@ from authorgraph.pipelines.load.publish import (
     sql_literal,
     table_ddl,
 )
-from authorgraph.transforms.schema import CORE_TABLES
+from authorgraph.transforms.schema import BUILT_TABLES
 
 #: Columns of the cached per-page rows (with the content hash they were parsed from).
 CACHE_COLUMNS: dict[str, dict[str, str]] = {
@@ -81,8 +81,8 @@ CACHE_COLUMNS: dict[str, dict[str, str]] = {
 assert tuple(CACHE_COLUMNS) == BATCH_KINDS
 
 # First copy in file order wins (authorgraph.transforms.tables.build_tables says the same for
-# frames).
-CORE_SELECTS: dict[str, str] = {
+# frames). The ledger (paper_variants, listings) keeps every listing and text that was merged.
+SELECTS: dict[str, str] = {
     # The same author on several pages: prefer a copy whose name was split into parts, then
     # the first file in file-name order.
     "authors": """
@@ -113,12 +113,31 @@ CORE_SELECTS: dict[str, str] = {
         GROUP BY a.author_id, l.paper_id
         ORDER BY a.author_id, l.paper_id
     """,
+    "paper_variants": """
+        SELECT variant_id, paper_id, title, source, abstract FROM {variants}
+        WHERE {part}
+        ORDER BY paper_id, variant_id
+    """,
+    # The canonical listing of a paper is its first in file order: the one whose variant
+    # `papers` took its text from.
+    "listings": """
+        SELECT l.file_name AS source_file, l.position, a.author_id, l.paper_id, l.variant_id,
+               (l.file_name, l.position) = f.first AS is_canonical
+        FROM cache.page_links AS l
+        JOIN cache.page_authors AS a USING (file_name)
+        JOIN (
+            SELECT paper_id, min((file_name, position)) AS first
+            FROM cache.page_links GROUP BY paper_id
+        ) AS f USING (paper_id)
+        WHERE {part}
+        ORDER BY source_file, l.position
+    """,
 }
 
 
 #: The key each core table is built in parts by (one part per id prefix, in key order). Only
 #: papers carry wide texts; the narrow tables are built whole (DuckDB spills their sorts).
-PART_KEYS = {"papers": "paper_id"}
+PART_KEYS = {"papers": "paper_id", "paper_variants": "paper_id"}
 HEX = "0123456789abcdef"
 #: Memory DuckDB takes to de-duplicate or sort rows, per byte of their uncompressed data.
 TEXT_EXPANSION = 2
@@ -280,11 +299,12 @@ def write_cache(
 def build_core(
     con: duckdb.DuckDBPyConnection, parquet_dir: Path, state_dir: Path, prefixes: list[str]
 ) -> dict[str, int]:
-    """Build the core tables from the `cache` views (step 2), one id prefix at a time in key
-    order, and copy them to Parquet in that order (step 3). Returns their row counts."""
+    """Build the core and ledger tables from the `cache` views (step 2), one id prefix at a
+    time in key order, and copy them to Parquet in that order (step 3). Returns their row
+    counts."""
     make_dir(parquet_dir)
     counts = {}
-    for table in CORE_TABLES:
+    for table in BUILT_TABLES:
         for statement in table_ddl(table):
             con.execute(statement)
         key = PART_KEYS.get(table.name)
@@ -294,7 +314,7 @@ def build_core(
                 [state_dir / VARIANTS_DIR / f"part-{prefix or 'all'}.parquet"],
                 CACHE_COLUMNS["variants"],
             )
-            select = CORE_SELECTS[table.name].replace("{part}", part)
+            select = SELECTS[table.name].replace("{part}", part)
             select = select.replace("{variants}", variants)
             con.execute(f"INSERT INTO {table.name} {select}")
         target = parquet_dir / f"{table.name}.parquet"
@@ -315,7 +335,7 @@ def build_core(
 
 
 def build_tables(stage_dir: Path, inputs: CacheInputs, limits: BuildLimits) -> dict[str, int]:
-    """Steps 1-3 in `stage_dir` (see the module doc); returns the core tables' row counts."""
+    """Steps 1-3 in `stage_dir` (see the module doc); returns the built tables' row counts."""
     version = stage_dir / "version"
     # A transform run again under the same run id (a retried task) starts from nothing.
     shutil.rmtree(version, ignore_errors=True)
@@ -357,3 +377,42 @@ def rows_not_in(
             )
             paths[name] = target
     return paths
+
+
+#: The listing ledger's invariants as violation counts (the `ledger` suite wants each at 0).
+LEDGER_CHECKS = """
+    SELECT
+        (SELECT count(*) FROM papers AS p
+         LEFT JOIN (SELECT paper_id, count(*) FILTER (WHERE is_canonical) AS canonical
+                    FROM listings GROUP BY paper_id) AS l USING (paper_id)
+         WHERE coalesce(l.canonical, 0) <> 1) AS papers_without_one_canonical_listing,
+        (SELECT count(*) FROM authorship AS a
+         ANTI JOIN listings AS l USING (author_id, paper_id)) AS authorship_without_listing,
+        (SELECT count(*) FROM (
+            SELECT file_name AS source_file, paper_id, count(*) AS n
+            FROM page_links GROUP BY ALL
+         ) AS parsed
+         FULL JOIN (
+            SELECT source_file, paper_id, count(*) AS n FROM listings GROUP BY ALL
+         ) AS kept USING (source_file, paper_id)
+         WHERE parsed.n IS DISTINCT FROM kept.n) AS listings_not_as_parsed
+"""
+
+
+def ledger_checks(tables: dict[str, Path], target: Path, limits: BuildLimits) -> Path:
+    """Count the ledger's violations (one row, see LEDGER_CHECKS) from the tables' Parquet
+    files and the parsed listings (`page_links`, the run's cache) into `target`, with
+    DuckDB's memory bounded: only keys are read."""
+    make_dir(target.parent)
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "memory_limit": limits.memory_limit,
+        "threads": max(limits.threads, 1),
+        "temp_directory": str(make_dir(target.parent / "spill")),
+    }
+    with os_errors(), closing(duckdb.connect(config=config)) as con:
+        for name in ("papers", "authorship", "listings", "page_links"):
+            source = sql_literal(str(tables[name]))
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({source})")
+        _copy_to(con, LEDGER_CHECKS, target)
+    shutil.rmtree(target.parent / "spill", ignore_errors=True)
+    return target
