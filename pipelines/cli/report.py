@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType
 
 TOP_AUTHORS = 10
+#: The co-author graph draws at most this many authors: those with the most co-authors.
+GRAPH_AUTHORS = 30
 COLOR = "#3b6ea5"
 ACCENT = "#d98c2b"
 # Every text artist is made (and drawn) with these: data is text, `$...$` is not mathtext.
@@ -46,8 +48,8 @@ class ReportData:
     counts: dict[str, int]
     top_authors: list[tuple[str, int, str]]  # display name, papers, subjects
     subjects: list[tuple[str, int, int]]  # subject (or source), papers, authors
-    authors: dict[str, tuple[str, int]]  # author_id -> (display name, papers)
-    edges: list[tuple[str, str, int]]  # author_id_a, author_id_b, shared papers
+    authors: dict[str, tuple[str, int]]  # author_id -> (display name, papers), graph's only
+    edges: list[tuple[str, str, int]]  # author_id_a, author_id_b, shared papers, among them
     rejected: list[tuple[str, str, int | None, str]]  # file, reason, line, message
 
 
@@ -78,15 +80,29 @@ def read_report_data(warehouse: Path) -> ReportData:
             "select coalesce(subject, source), papers_count, authors_count "
             "from analytics.subject_counts order by papers_count desc, 1",
         )
+        # The graph: the authors with the most co-authors (then papers, then id), and the
+        # edges among them; the page states the cut.
+        con.execute(
+            "create temp table graph_authors as "
+            "with ends as (select author_id_a as author_id from analytics.coauthors "
+            "union all select author_id_b from analytics.coauthors), "
+            "degree as (select author_id, count(*) as degree from ends group by 1) "
+            "select s.author_id, s.display_name, s.papers_count from analytics.author_summary s "
+            "left join degree d using (author_id) "
+            "order by coalesce(d.degree, 0) desc, s.papers_count desc, s.author_id "
+            f"limit {GRAPH_AUTHORS}"
+        )
         authors = {
             a: (n, p)
             for a, n, p in _fetch(
-                con, "select author_id, display_name, papers_count from analytics.author_summary"
+                con, "select author_id, display_name, papers_count from graph_authors"
             )
         }
         edges = _fetch(
             con,
             "select author_id_a, author_id_b, shared_papers from analytics.coauthors "
+            "semi join graph_authors a on a.author_id = author_id_a "
+            "semi join graph_authors b on b.author_id = author_id_b "
             "order by author_id_a, author_id_b",
         )
         rejected = _fetch(
@@ -196,6 +212,17 @@ img { max-width: 100%; }
 """
 
 
+def _graph_cut(data: ReportData) -> str:
+    """What part of the graph is drawn (all of it, or the best-connected authors)."""
+    total = data.counts["authors"]
+    if len(data.authors) >= total:
+        return f"All {total} authors are shown."
+    return (
+        f"Shown: the {len(data.authors)} authors with the most co-authors, of {total}, and "
+        "the edges among them (the whole graph is <code>analytics.coauthors</code>)."
+    )
+
+
 def render_report(data: ReportData, data_docs_link: str | None, source: str) -> str:
     """The whole page as one HTML string (all values escaped, all images inline)."""
     counts = "".join(
@@ -235,7 +262,7 @@ def render_report(data: ReportData, data_docs_link: str | None, source: str) -> 
 {_table(["subject (or source)", "papers", "authors"], data.subjects)}
 <h2>Co-author graph</h2>
 <p>Authors are linked when their pages list a common paper; edge labels count shared papers,
-node size grows with the author's papers.</p>
+node size grows with the author's papers. {_graph_cut(data)}</p>
 {graph}
 <h2>Rejected files</h2>
 {rejected}
