@@ -73,6 +73,7 @@ from authorgraph.pipelines.load.state import (
 )
 from authorgraph.pipelines.transform.build import (
     BuildLimits,
+    Built,
     CacheInputs,
     build_tables,
     ledger_checks,
@@ -261,6 +262,7 @@ class Transformed:
     files_reused: int
     files_deleted: int
     rejected_paths: dict[str, Path] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # the build's steps (benchmark)
     files_skipped: int = 0
     keys_match: bool = False  # the published tables were built under this run's output key
     unchanged: bool = False  # same inputs, code and settings as the intact published version
@@ -370,7 +372,8 @@ def transform(
     else:
         inputs = CacheInputs(batch_dir, previous.cache_dir, _reused_keys(reused))
         try:
-            transformed.counts = build_isolated(stage_dir, inputs, _limits(settings))
+            built = build_isolated(stage_dir, inputs, _limits(settings))
+            transformed.counts, transformed.seconds = built.counts, built.seconds
         except OSError as exc:
             shutil.rmtree(stage_dir, ignore_errors=True)  # give the space back
             raise _staging_error(exc, settings.warehouse) from None
@@ -387,7 +390,7 @@ def transform(
 ISOLATE_BYTES = 64 * 2**20
 
 
-def build_isolated(stage_dir: Path, inputs: CacheInputs, limits: BuildLimits) -> dict[str, int]:
+def build_isolated(stage_dir: Path, inputs: CacheInputs, limits: BuildLimits) -> Built:
     """`build_tables`, in a spawned child process when the input is large."""
     files = [*inputs.batch_dir.glob("*.parquet")]
     if inputs.previous_cache is not None:

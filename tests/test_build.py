@@ -90,7 +90,9 @@ def test_duckdb_build_equals_the_reference_rules(
     stage = tmp_path_factory.mktemp("stage")
     write_batch(stage / "batches", 0, pages[:cut])  # batches in any order and split
     write_batch(stage / "batches", 1, pages[cut:])
-    counts = build_tables(stage, CacheInputs(stage / "batches", None, NO_REUSE), BuildLimits())
+    result = build_tables(stage, CacheInputs(stage / "batches", None, NO_REUSE), BuildLimits())
+    counts = result.counts
+    assert {"cache", "core", "ledger"} <= result.seconds.keys()
     got = built(stage)
     assert_same_tables(got, reference_tables(stage_pages(pages)))
     assert counts == {name: frame.height for name, frame in got.items()}
@@ -148,7 +150,7 @@ def test_reused_rows_come_from_the_previous_cache_and_unused_variants_are_droppe
     third = tmp_path / "third"
     (third / "batches").mkdir(parents=True)
     stale = pa.table({"file_name": ["a.txt"], "sha256": ["another-hash"]})
-    counts = build_tables(third, CacheInputs(third / "batches", cache, stale), BuildLimits())
+    counts = build_tables(third, CacheInputs(third / "batches", cache, stale), BuildLimits()).counts
     assert counts == {t.name: 0 for t in BUILT_TABLES}
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -48,7 +49,7 @@ from authorgraph.pipelines.load.publish import (
     sql_literal,
     table_ddl,
 )
-from authorgraph.transforms.schema import BUILT_TABLES
+from authorgraph.transforms.schema import BUILT_TABLES, LEDGER_TABLES
 
 #: Columns of the cached per-page rows (with the content hash they were parsed from).
 CACHE_COLUMNS: dict[str, dict[str, str]] = {
@@ -296,15 +297,30 @@ def write_cache(
     return prefixes
 
 
+@dataclass(frozen=True)
+class Built:
+    """What a build made: rows per table, and seconds per step (`cache`, `core`, `ledger`,
+    ...; the benchmark reports what each part of the dataset costs)."""
+
+    counts: dict[str, int]
+    seconds: dict[str, float]
+
+
 def build_core(
-    con: duckdb.DuckDBPyConnection, parquet_dir: Path, state_dir: Path, prefixes: list[str]
+    con: duckdb.DuckDBPyConnection,
+    parquet_dir: Path,
+    state_dir: Path,
+    prefixes: list[str],
+    seconds: dict[str, float] | None = None,
 ) -> dict[str, int]:
     """Build the core and ledger tables from the `cache` views (step 2), one id prefix at a
     time in key order, and copy them to Parquet in that order (step 3). Returns their row
     counts."""
     make_dir(parquet_dir)
     counts = {}
+    seconds = {} if seconds is None else seconds
     for table in BUILT_TABLES:
+        started = time.perf_counter()
         for statement in table_ddl(table):
             con.execute(statement)
         key = PART_KEYS.get(table.name)
@@ -331,11 +347,14 @@ def build_core(
         no_world_write(target)
         row = con.execute(f"SELECT count(*) FROM {table.name}").fetchone()
         counts[table.name] = int(row[0]) if row else 0
+        step = "ledger" if table in LEDGER_TABLES else "core"
+        seconds[step] = seconds.get(step, 0.0) + time.perf_counter() - started
     return counts
 
 
-def build_tables(stage_dir: Path, inputs: CacheInputs, limits: BuildLimits) -> dict[str, int]:
-    """Steps 1-3 in `stage_dir` (see the module doc); returns the built tables' row counts."""
+def build_tables(stage_dir: Path, inputs: CacheInputs, limits: BuildLimits) -> Built:
+    """Steps 1-3 in `stage_dir` (see the module doc); returns the built tables' row counts
+    and each step's seconds."""
     version = stage_dir / "version"
     # A transform run again under the same run id (a retried task) starts from nothing.
     shutil.rmtree(version, ignore_errors=True)
@@ -344,15 +363,17 @@ def build_tables(stage_dir: Path, inputs: CacheInputs, limits: BuildLimits) -> d
     limit = limit_bytes(limits.memory_limit)
     try:
         with staging_connection(stage_dir, limits) as con:
+            started = time.perf_counter()
             prefixes = write_cache(con, inputs, version / STATE_DIR, limit)
-            counts = build_core(con, version / PARQUET_DIR, version / STATE_DIR, prefixes)
+            seconds = {"cache": time.perf_counter() - started}
+            counts = build_core(con, version / PARQUET_DIR, version / STATE_DIR, prefixes, seconds)
             con.execute("DROP SCHEMA cache CASCADE")
     except duckdb.OutOfMemoryException:
         raise MemoryLimitReached(
             f"DuckDB needed more than its {limits.memory_limit} memory limit to build the "
             "tables; raise AUTHORGRAPH_MEMORY_LIMIT; the published warehouse is unchanged"
         ) from None
-    return counts
+    return Built(counts, seconds)
 
 
 def rows_not_in(
