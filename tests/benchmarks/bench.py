@@ -138,6 +138,7 @@ def worker_stages(pages: Path, workdir: Path) -> Result:
     extracted = timed("extract", stages.extract, settings)  # discover + hash (first run)
     # Parse (worker processes), then DuckDB builds the tables and writes their Parquet.
     transformed = timed("transform", stages.transform, extracted, settings, run_id)
+    times.update({f"build_{step}": sec for step, sec in transformed.seconds.items()})
     report = timed("validate", stages.validate, transformed, settings)
     record = stages.run_record(run_id, started, transformed, report, settings)
     timed("load", stages.load, transformed, settings, record)
