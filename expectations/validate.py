@@ -50,6 +50,8 @@ RELATIONSHIPS = "authorship_relationships"
 #: The suite over the run-level page statistics (authorgraph.pipelines.transform.drift).
 LAYOUT_DRIFT = "layout_drift"
 MAX_EXAMPLES = 5
+#: An offending text kept in an expectation's result is cut to this many characters.
+EXAMPLE_CHARS = 200
 # Rows per chunk handed to GX. Peak memory follows the chunk (GX copies text columns while
 # matching regexes); each chunk costs a fixed 0.2-0.5 s of GX bookkeeping. Measured on 200k
 # author pages (1.5M authorship rows, 1.1M papers): 50k rows 59 s and 1.6 GiB peak, 100k rows
@@ -580,9 +582,11 @@ class _Outcome:
             seen["unexpected_count"] = self.unexpected_count
             if self.element_count:
                 seen["unexpected_percent"] = 100 * self.unexpected_count / self.element_count
-        if self.examples:
-            seen["examples"] = self.examples
-        return _jsonable(seen)
+        if self.examples:  # a few offending values, long texts cut short
+            seen["examples"] = [
+                v[:EXAMPLE_CHARS] if isinstance(v, str) else v for v in self.examples
+            ]
+        return {k: _jsonable(v) for k, v in seen.items()}
 
 
 def _jsonable(value: Any) -> Any:
