@@ -19,9 +19,11 @@ import duckdb
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+from typer.testing import CliRunner
 
 from authorgraph.expectations.validate import ValidationFailed, ValidationReport, validate_tables
 from authorgraph.pipelines import stages
+from authorgraph.pipelines.cli.commands import app
 from authorgraph.pipelines.config import Settings
 from authorgraph.pipelines.load.layout import RUN_LOG
 from authorgraph.pipelines.load.publish import PARQUET_DIR, STATE_DIR, current_version
@@ -197,6 +199,11 @@ def test_a_small_drifted_run_warns_and_records_it(
         con.close()
     assert recorded == [("\n".join(outcome.warnings),)]
     assert read_state(settings.warehouse).runs["warnings"].to_list() == [recorded[0][0]]
+    # `authorgraph validate` judges the published version's page statistics the same way.
+    result = CliRunner().invoke(app, ["validate", "--warehouse", str(settings.warehouse)])
+    assert result.exit_code == 0, result.output
+    assert "validation: passed (70 expectations)" in result.output
+    assert f"authorgraph: warning: {warned[0]}" in result.output
 
 
 def stats_row(**values: float) -> pl.DataFrame:
