@@ -47,7 +47,11 @@ logging.getLogger("great_expectations").setLevel(logging.WARNING)
 SUITES_DIR = Path(__file__).parent / "suites"
 SITE_NAME = "local_site"
 RELATIONSHIPS = "authorship_relationships"
+#: The suite over the run-level page statistics (authorgraph.pipelines.transform.drift).
+LAYOUT_DRIFT = "layout_drift"
 MAX_EXAMPLES = 5
+#: An offending text kept in an expectation's result is cut to this many characters.
+EXAMPLE_CHARS = 200
 # Rows per chunk handed to GX. Peak memory follows the chunk (GX copies text columns while
 # matching regexes); each chunk costs a fixed 0.2-0.5 s of GX bookkeeping. Measured on 200k
 # author pages (1.5M authorship rows, 1.1M papers): 50k rows 59 s and 1.6 GiB peak, 100k rows
@@ -150,23 +154,71 @@ class Failure:
     column: str | None
     unexpected_count: int | None
     examples: list[Any] = field(default_factory=list)
+    #: What the failure means to a person, when the suite says (a statistic's suites do).
+    message: str | None = None
 
     def describe(self) -> str:
-        """One line: `suite: expectation(column): N unexpected, e.g. [...]`."""
+        """One line: `suite: expectation(column): N unexpected, e.g. [...]`, or
+        `suite: <message>` when the suite gives one."""
+        if self.message:
+            return f"{self.suite}: {self.message}"
         where = f"({self.column})" if self.column else ""
         count = f": {self.unexpected_count} unexpected" if self.unexpected_count else ""
         examples = f", e.g. {self.examples}" if self.examples else ""
         return f"{self.suite}: {self.expectation}{where}{count}{examples}"
 
 
+PASSED, FAILED, WARNING = "passed", "failed", "warning"
+#: `meta.severity` of an expectation that warns instead of failing (the default is `error`).
+SEVERITY_WARNING, SEVERITY_ERROR = "warning", "error"
+
+
+@dataclass(frozen=True)
+class ExpectationResult:
+    """One declared expectation's outcome, whatever it was (JSON-able with `to_dict`).
+
+    `status` is `passed`, `failed` (the run stops) or `warning` (it failed but only warns: its
+    severity is `warning`, or its suite judges too small a run). `observed` is what was
+    seen: a one-row input's value in the column (`value`), and the unexpected rows' count and
+    percent (`unexpected_count`, `unexpected_percent`) or GX's `observed_value` when it has one.
+    """
+
+    suite: str
+    expectation: str
+    column: str | None
+    status: str
+    severity: str
+    observed: dict[str, Any]
+    description: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as plain JSON-able values."""
+        return {
+            "suite": self.suite,
+            "expectation": self.expectation,
+            "column": self.column,
+            "status": self.status,
+            "severity": self.severity,
+            "observed": _jsonable(self.observed),
+            "description": self.description,
+        }
+
+
 @dataclass(frozen=True)
 class ValidationReport:
-    """The outcome of every suite: counts, failures and the Data Docs index."""
+    """The outcome of every suite: counts, failures, warnings, every expectation's result and
+    the Data Docs index."""
 
     evaluated: int
     failures: list[Failure]
     data_docs_index: Path | None
     carried_over: bool = False  # the inputs were unchanged: the last run's outcome stands
+    #: One line per expectation that failed but only warns (they never stop a run).
+    warnings: list[str] = field(default_factory=list)
+    #: One per declared expectation, in suite order (empty when carried over).
+    results: list[ExpectationResult] = field(default_factory=list)
+    #: The run-level page statistics the layout_drift suite judged (None if not judged).
+    page_stats: dict[str, Any] | None = None
 
     @property
     def success(self) -> bool:
@@ -423,12 +475,23 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+@dataclass
+class _Collected:
+    """What the suites found, gathered as they run."""
+
+    evaluated: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    results: list[ExpectationResult] = field(default_factory=list)
+
+
 def validate_tables(
     tables: Mapping[str, TableInput],
     docs_dir: Path,
     suites_dir: Path = SUITES_DIR,
     changed: Mapping[str, TableInput] | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    page_stats: pl.DataFrame | None = None,
 ) -> ValidationReport:
     """Run each table's suite and the cross-table suite; rebuild the Data Docs site.
 
@@ -436,20 +499,28 @@ def validate_tables(
     given, holds only the rows of that table that are new or different since its last
     validated version under the same suites: its row-level expectations judge only those
     rows, while set- and schema-level expectations and the cross-table suite always judge the
-    whole table. Raises TableUnreadable when a Parquet file cannot be read.
+    whole table. `page_stats`, when given, is the run's one row of page statistics
+    (authorgraph.pipelines.transform.drift), judged by the `layout_drift` suite.
+    Raises TableUnreadable when a Parquet file cannot be read.
     """
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, not {chunk_rows}")
-    failures: list[Failure] = []
-    evaluated = 0
+    found = _Collected()
+    extra = {} if page_stats is None else {LAYOUT_DRIFT: page_stats}
 
     def build(site_dir: Path) -> None:
-        nonlocal evaluated
-        evaluated = _run_suites(tables, changed or {}, site_dir, suites_dir, chunk_rows, failures)
+        _run_suites(tables, changed or {}, site_dir, suites_dir, chunk_rows, found, extra)
 
     _replace_dir(docs_dir, build)
     index = docs_dir / "index.html"
-    return ValidationReport(evaluated, failures, index if index.exists() else None)
+    return ValidationReport(
+        found.evaluated,
+        found.failures,
+        index if index.exists() else None,
+        warnings=found.warnings,
+        results=found.results,
+        page_stats=None if page_stats is None else _jsonable(page_stats.row(0, named=True)),
+    )
 
 
 def expectation_level(expectation: dict[str, Any]) -> str:
@@ -478,14 +549,21 @@ class _Outcome:
 
     failed: bool = False
     unexpected_count: int | None = None
+    element_count: int | None = None
     examples: list[Any] = field(default_factory=list)
     observed: list[Any] = field(default_factory=list)
+    observed_value: Any = None
 
     def add(self, result: Any) -> None:
         outcome = result.result or {}
         count = outcome.get("unexpected_count")
         if count is not None:
             self.unexpected_count = (self.unexpected_count or 0) + int(count)
+        elements = outcome.get("element_count")
+        if elements is not None:
+            self.element_count = (self.element_count or 0) + int(elements)
+        if self.observed_value is None and outcome.get("observed_value") is not None:
+            self.observed_value = outcome["observed_value"]
         if result.success:
             return
         self.failed = True
@@ -495,6 +573,73 @@ class _Outcome:
         if not self.observed and "observed_value" in outcome:
             self.observed = [outcome["observed_value"]]
 
+    def observations(self) -> dict[str, Any]:
+        """What was observed over every chunk, as JSON-able values."""
+        seen: dict[str, Any] = {}
+        if self.observed_value is not None:
+            seen["observed_value"] = self.observed_value
+        if self.unexpected_count is not None:
+            seen["unexpected_count"] = self.unexpected_count
+            if self.element_count:
+                seen["unexpected_percent"] = 100 * self.unexpected_count / self.element_count
+        if self.examples:  # a few offending values, long texts cut short
+            seen["examples"] = [
+                v[:EXAMPLE_CHARS] if isinstance(v, str) else v for v in self.examples
+            ]
+        return {k: _jsonable(v) for k, v in seen.items()}
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON values: numpy and pandas scalars unwrapped, NaN as None, the rest as text."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        try:
+            value = value.item()
+        except (TypeError, ValueError):
+            return str(value)
+    if isinstance(value, float) and value != value:
+        return None
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def _number(value: Any) -> str:
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def _message(expectation: dict[str, Any], value: Any) -> str | None:
+    """`<column> <value> > <max>: <description>` for an expectation whose meta describes the
+    shift it catches, judged on a one-row input (None without a description)."""
+    description = (expectation.get("meta") or {}).get("description")
+    if not description:
+        return None
+    kwargs = expectation.get("kwargs", {})
+    column = _column(kwargs) or expectation["type"]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        high, low = kwargs.get("max_value"), kwargs.get("min_value")
+        if high is not None and value > high:
+            return f"{column} {_number(value)} > {_number(high)}: {description}"
+        if low is not None and value < low:
+            return f"{column} {_number(value)} < {_number(low)}: {description}"
+    if value is not None:
+        return f"{column} {_number(value)}: {description}"
+    return f"{column}: {description}"
+
+
+def _gate(meta: Mapping[str, Any], row: Mapping[str, Any] | None) -> str | None:
+    """Why this suite's failures only warn: its input is a run smaller than the suite's
+    `meta.min_papers` (its `papers` statistic). None when the suite judges the run."""
+    least = meta.get("min_papers")
+    if least is None or row is None or row.get("papers") is None:
+        return None
+    if int(row["papers"]) >= int(least):
+        return None
+    return f"only {row['papers']} papers, judged from {least}: a warning"
+
 
 def _run_suites(
     tables: Mapping[str, TableInput],
@@ -502,10 +647,15 @@ def _run_suites(
     site_dir: Path,
     suites_dir: Path,
     chunk_rows: int,
-    failures: list[Failure],
-) -> int:
-    """Validate every input, append its failures, build the site in `site_dir`; return the
-    number of expectations evaluated (each once, whatever the number of chunks)."""
+    found: _Collected,
+    extra: Mapping[str, pl.DataFrame],
+) -> None:
+    """Validate every input (the tables, their relationships, and `extra`: a suite's name to
+    its input frame), gather every expectation's outcome in `found` (each counted once,
+    whatever the number of chunks) and build the site in `site_dir`.
+
+    An expectation whose `meta.severity` is `warning`, or any expectation of a suite whose
+    `meta.min_papers` exceeds its one-row input's `papers`, warns instead of failing."""
     gx = _gx()
     sources = {name: _Source(data) for name, data in tables.items()}
     inputs = dict(sources)
@@ -513,11 +663,11 @@ def _run_suites(
         keys = {n: pl.DataFrame(sources[n].project(k)) for n, k in RELATIONSHIP_KEYS.items()}
         inputs[RELATIONSHIPS] = _Source(relationships_frame(keys))
         del keys
+    inputs.update((name, _Source(frame)) for name, frame in extra.items())
     context = _context(site_dir)
     data_source = context.data_sources.add_pandas(name="authorgraph")
     ExpectationConfiguration = gx.expectations.expectation_configuration.ExpectationConfiguration
     ExpectationSuite = gx.core.expectation_suite.ExpectationSuite
-    evaluated = 0
     for name, source in inputs.items():
         doc = json.loads((suites_dir / f"{name}.json").read_text(encoding="utf-8"))
         declared = doc["expectations"]
@@ -547,7 +697,9 @@ def _run_suites(
                     name=part,
                     expectations=[
                         ExpectationConfiguration(
-                            type=declared[i]["type"], kwargs=declared[i]["kwargs"]
+                            type=declared[i]["type"],
+                            kwargs=declared[i]["kwargs"],
+                            meta=declared[i].get("meta"),
                         ).to_domain_obj()
                         for i in indices
                     ],
@@ -597,17 +749,62 @@ def _run_suites(
                 for suite_result in result.run_results.values():
                     for r in suite_result.results:
                         outcomes[by_id[r.expectation_config.id]].add(r)
-        evaluated += len(declared)
+        found.evaluated += len(declared)
+        row = _single_row(source)
+        gate = _gate(doc.get("meta") or {}, row)
         for expectation, outcome in zip(declared, outcomes, strict=True):
-            if outcome.failed:
-                failures.append(
-                    Failure(
-                        suite=name,
-                        expectation=expectation["type"],
-                        column=_column(expectation["kwargs"]),
-                        unexpected_count=outcome.unexpected_count,
-                        examples=outcome.examples or outcome.observed,
-                    )
-                )
+            _judge(name, expectation, outcome, row, gate, found)
     context.build_data_docs(site_names=[SITE_NAME])
-    return evaluated
+
+
+def _single_row(source: _Source) -> dict[str, Any] | None:
+    """A one-row frame's values by column (a statistics row), else None."""
+    if isinstance(source.data, pl.DataFrame) and source.data.height == 1:
+        return source.data.row(0, named=True)
+    return None
+
+
+def _judge(
+    suite: str,
+    expectation: dict[str, Any],
+    outcome: _Outcome,
+    row: Mapping[str, Any] | None,
+    gate: str | None,
+    found: _Collected,
+) -> None:
+    """Record one expectation's result, and its failure or warning."""
+    meta = expectation.get("meta") or {}
+    severity = str(meta.get("severity", SEVERITY_ERROR))
+    column = _column(expectation.get("kwargs", {}))
+    observed = outcome.observations()
+    value = row.get(column) if row is not None and column is not None else None
+    if value is not None:
+        observed = {"value": _jsonable(value), **observed}
+    status = PASSED
+    if outcome.failed:
+        failure = Failure(
+            suite=suite,
+            expectation=expectation["type"],
+            column=column,
+            unexpected_count=outcome.unexpected_count,
+            examples=outcome.examples or outcome.observed,
+            message=_message(expectation, value),
+        )
+        if severity == SEVERITY_WARNING or gate is not None:
+            status = WARNING
+            why = [] if severity == SEVERITY_WARNING else [f" ({gate})"]
+            found.warnings.append(failure.describe() + "".join(why))
+        else:
+            status = FAILED
+            found.failures.append(failure)
+    found.results.append(
+        ExpectationResult(
+            suite=suite,
+            expectation=expectation["type"],
+            column=column,
+            status=status,
+            severity=severity,
+            observed=observed,
+            description=meta.get("description"),
+        )
+    )

@@ -79,6 +79,7 @@ from authorgraph.pipelines.transform.build import (
     ledger_checks,
     rows_not_in,
 )
+from authorgraph.pipelines.transform.drift import page_stats
 from authorgraph.transforms.schema import (
     BUILT_TABLES,
     CORE_TABLES,
@@ -289,6 +290,13 @@ class Transformed:
         published = warehouse / VERSIONS_DIR / self.stage_dir.name / PARQUET_DIR / staged.name
         return published if not staged.exists() and published.exists() else staged
 
+    def state_path(self) -> Path:
+        """The staged version's state folder (the parse cache), or the published one when a
+        retried run's version already moved (see `table_path`)."""
+        staged = self.stage_dir / "version" / STATE_DIR
+        published = self.stage_dir.parent.parent / VERSIONS_DIR / self.stage_dir.name / STATE_DIR
+        return published if not staged.exists() and published.exists() else staged
+
     @property
     def tables(self) -> dict[str, pl.DataFrame]:
         """Every data table read whole into frames (for small corpora: tests, reports)."""
@@ -463,23 +471,38 @@ def _manifest(
 
 
 def validate(transformed: Transformed, settings: Settings) -> ValidationReport:
-    """Run the suites on the core tables and the ledger and build Data Docs (raises nothing).
+    """Run the suites on the core tables, the listing ledger and the run's page statistics
+    (the layout drift alarm), and build Data Docs (raises nothing).
 
     When the published tables passed under the same suites and code (`keys_match`), the
     row-level expectations see only the rows that are new or changed since then; the
-    set-level ones (keys, uniqueness, relationships) always see whole tables.
+    set-level ones (keys, uniqueness, relationships) always see whole tables. The page
+    statistics always describe the whole run (every page, reused ones too).
     """
     tables: dict[str, Path] = {t.name: transformed.table_path(t.name) for t in CORE_TABLES}
+    stats = run_page_stats(transformed, settings)
     changed = changed_rows(transformed, settings) if transformed.keys_match else None
     ledger = {t: transformed.table_path(t) for t in ("papers", "authorship", "listings")}
-    ledger["page_links"] = transformed.stage_dir / "version" / STATE_DIR / "page_links.parquet"
+    ledger["page_links"] = transformed.state_path() / "page_links.parquet"
     target = transformed.stage_dir / "checks" / "ledger.parquet"
     try:
         tables["ledger"] = ledger_checks(ledger, target, _limits(settings))
     except OSError as exc:
         shutil.rmtree(transformed.stage_dir, ignore_errors=True)  # give the space back
         raise _staging_error(exc, settings.warehouse) from None
-    return validate_tables(tables, settings.data_docs_dir, changed=changed)
+    return validate_tables(tables, settings.data_docs_dir, changed=changed, page_stats=stats)
+
+
+def run_page_stats(transformed: Transformed, settings: Settings) -> pl.DataFrame:
+    """The run-level page statistics of the staged parse cache (one row)."""
+    limits = _limits(settings)
+    try:
+        return page_stats(transformed.state_path(), limits.memory_limit, limits.threads)
+    except OSError as exc:
+        shutil.rmtree(transformed.stage_dir, ignore_errors=True)  # nothing is published
+        raise WarehouseUnusable(
+            f"cannot compute the page statistics: {exc}; the published warehouse is unchanged"
+        ) from None
 
 
 def changed_rows(transformed: Transformed, settings: Settings) -> dict[str, Path] | None:
@@ -534,6 +557,7 @@ def run_record(
         "expectations_evaluated": report.evaluated,
         "expectations_failed": len(report.failures),
         "software_version": software_version(),
+        "warnings": "\n".join(transformed.warnings) or None,
     }
 
 
@@ -748,6 +772,7 @@ def run_sequence(
             report = carried_over_report(transformed, settings)
         else:
             report = steps.validate(transformed, settings)
+            transformed.warnings.extend(report.warnings)  # recorded with the run
         record = run_record(run_id, started_at, transformed, report, settings)
         if on_validated is not None:
             on_validated(record, transformed, report)

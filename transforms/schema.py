@@ -203,6 +203,12 @@ RUNS = Table(
         Column("expectations_evaluated", I64, False, "Expectations evaluated."),
         Column("expectations_failed", I64, False, "Expectations that failed."),
         Column("software_version", STR, False, "authorgraph version that ran."),
+        Column(
+            "warnings",
+            STR,
+            True,
+            "The run's warnings, one per line (layout drift, repairs...); null if none.",
+        ),
     ),
     primary_key=("run_id",),
 )

@@ -257,20 +257,28 @@ def validate(warehouse: WarehouseOpt = None) -> None:
     from authorgraph.pipelines.load.folder import check_data_docs
     from authorgraph.pipelines.load.publish import (
         PARQUET_DIR,
+        STATE_DIR,
         WarehouseError,
         current_version,
         deny_world_write,
         read_published_tables,
     )
+    from authorgraph.pipelines.transform.drift import page_stats
     from authorgraph.transforms.schema import CORE_TABLES
 
     deny_world_write()
     tables: dict[str, TableInput]
+    stats = None
+    warnings: list[str] = []
     try:
         check_data_docs(settings.data_docs_dir)
         version = current_version(settings.warehouse)
         if version is not None:  # the published Parquet files, read a chunk at a time
             tables = {t.name: version / PARQUET_DIR / f"{t.name}.parquet" for t in CORE_TABLES}
+            try:  # the page statistics of the published parse cache (layout drift)
+                stats = page_stats(version / STATE_DIR)
+            except OSError as exc:
+                warnings.append(f"the layout_drift suite was not run: {exc}")
         else:  # no versioned publish: the DuckDB file (or the error saying there is none)
             import polars as pl
 
@@ -279,7 +287,7 @@ def validate(warehouse: WarehouseOpt = None) -> None:
     except WarehouseError as exc:
         raise fail(str(exc), warehouse_exit_code(exc)) from None
     try:
-        report = validate_tables(tables, settings.data_docs_dir)
+        report = validate_tables(tables, settings.data_docs_dir, page_stats=stats)
     except TableUnreadable as exc:
         raise fail(str(exc), EXIT_WAREHOUSE) from None
     except OSError as exc:
@@ -289,6 +297,8 @@ def validate(warehouse: WarehouseOpt = None) -> None:
         ) from None
     out.print(f"validation: {report.headline()}", markup=False)
     out.print(f"data docs: {report.data_docs_index}", markup=False)
+    for warning in warnings + report.warnings:
+        err.print(f"authorgraph: warning: {warning}", markup=False)
     if not report.success:
         for line in report.failure_lines():
             err.print(f"  FAILED {line}", markup=False)

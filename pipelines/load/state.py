@@ -35,6 +35,22 @@ MANIFEST_STATE_SCHEMA: dict[str, pl.DataType] = {
     "line": pl.Int64(),
     "message": pl.String(),
 }
+#: Nullable `runs` columns added after warehouses were first published: a runs table or run
+#: log written before them lacks them, and reads them as null.
+RUNS_ADDED_COLUMNS = frozenset(
+    c.name for c in RUNS.columns if c.nullable and c.name in ("warnings",)
+)
+
+
+def conform_runs(frame: pl.DataFrame) -> pl.DataFrame:
+    """A runs frame in the declared column order and types; a column added since it was
+    written (`RUNS_ADDED_COLUMNS`) is null. A missing required column raises ColumnNotFoundError."""
+    schema = RUNS.polars_schema
+    missing = [c for c in RUNS_ADDED_COLUMNS if c not in frame.columns]
+    frame = frame.with_columns(pl.lit(None, dtype=schema[c]).alias(c) for c in missing)
+    return frame.select([pl.col(c).cast(t) for c, t in schema.items()])
+
+
 #: The keys the cached rows were built under (authorgraph.pipelines.extract.fingerprint.BuildKeys).
 BUILD_SCHEMA: dict[str, pl.DataType] = {"parse_key": pl.String(), "output_key": pl.String()}
 
@@ -132,7 +148,8 @@ def _read_frames(state_dir: Path) -> tuple[dict[str, pl.DataFrame], list[str]]:
     for name, empty in blanks.items():
         path = state_dir / f"{name}.parquet"
         try:
-            frames[name] = pl.read_parquet(path).cast(empty.schema)
+            frame = pl.read_parquet(path)
+            frames[name] = conform_runs(frame) if name == "runs" else frame.cast(empty.schema)
         except (OSError, pl.exceptions.PolarsError) as exc:
             damaged.append(f"{name}: {exc}")
             frames[name] = empty
@@ -175,7 +192,7 @@ def history_from_duckdb(warehouse: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
         con.close()
     return (
         manifest.select([pl.col(c).cast(t) for c, t in MANIFEST_STATE_SCHEMA.items()]),
-        runs.select([pl.col(c).cast(t) for c, t in RUNS.polars_schema.items()]),
+        conform_runs(runs),
     )
 
 
@@ -207,6 +224,6 @@ def read_run_log(warehouse: Path) -> pl.DataFrame:
     if not rows:
         return pl.DataFrame(schema=schema)
     frame = pl.DataFrame(rows, infer_schema_length=None)
-    return frame.with_columns(
-        pl.col("started_at", "finished_at").str.to_datetime(time_zone="UTC")
-    ).select([pl.col(c).cast(t) for c, t in schema.items()])
+    return conform_runs(
+        frame.with_columns(pl.col("started_at", "finished_at").str.to_datetime(time_zone="UTC"))
+    )

@@ -254,6 +254,18 @@ class Paper:
     abstract: str | None
 
 
+def paper_block(paper: Paper) -> bytes:
+    """A paper's bytes on a page: title, source, abstract separated by one blank line."""
+    fields = [paper.title, paper.source] + ([paper.abstract] if paper.abstract is not None else [])
+    return "\n\n".join(fields).encode("utf-8")
+
+
+def render_page(name_line: str, blocks: list[bytes]) -> bytes:
+    """A page's bytes, as in `seeds/`: the header, the name line, then the paper blocks
+    separated by two blank lines (no newline at the end)."""
+    return b"\n\n\n".join([(HEADER + name_line).encode("utf-8"), *blocks])
+
+
 class PaperPool:
     """Paper `i` is a deterministic function of (seed, i, salt); salts keep keys distinct."""
 
@@ -319,9 +331,7 @@ class PaperPool:
         hit = self._cache.get(index)
         if hit is not None:
             return hit
-        p = self.get(index)
-        fields = [p.title, p.source] + ([p.abstract] if p.abstract is not None else [])
-        data = "\n\n".join(fields).encode("utf-8")
+        data = paper_block(self.get(index))
         if cache:
             self._cache[index] = data
         return data
@@ -462,7 +472,7 @@ def generate(
             popularity[i] = popularity.get(i, 0) + 1
         listing_count += len(papers)
         author_keys.add(akey)
-        data = b"\n\n\n".join([(HEADER + line).encode("utf-8"), *blocks])
+        data = render_page(line, blocks)
         digest = hashlib.sha256(line.encode("utf-8")).hexdigest()[:16]
         (page_dir / f"{number:0{width}d}_{digest}.txt").write_bytes(data)
         total_bytes += len(data)
