@@ -11,13 +11,16 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from authorgraph.pipelines.config import ConfigError, Settings, quiet_libraries, resolve_settings
 from authorgraph.pipelines.ops.lifecycle import stops_on_signals
+
+if TYPE_CHECKING:
+    import polars as pl
 
 EXIT_VALIDATION, EXIT_USAGE, EXIT_STRICT, EXIT_BUSY = 1, 2, 3, 4
 EXIT_WAREHOUSE, EXIT_NO_SPACE = 5, 6
@@ -279,6 +282,10 @@ def validate(warehouse: WarehouseOpt = None) -> None:
                 stats = page_stats(version / STATE_DIR)
             except OSError as exc:
                 warnings.append(f"the layout_drift suite was not run: {exc}")
+            try:  # the listing ledger's invariants
+                tables["ledger"] = published_ledger_checks(version)
+            except OSError as exc:
+                warnings.append(f"the ledger suite was not run: {exc}")
         else:  # no versioned publish: the DuckDB file (or the error saying there is none)
             import polars as pl
 
@@ -303,6 +310,22 @@ def validate(warehouse: WarehouseOpt = None) -> None:
         for line in report.failure_lines():
             err.print(f"  FAILED {line}", markup=False)
         raise typer.Exit(EXIT_VALIDATION)
+
+
+def published_ledger_checks(version: Path) -> pl.DataFrame:
+    """The ledger suite's one row of violation counts for a published version."""
+    import tempfile
+
+    import polars as pl
+
+    from authorgraph.pipelines.load.publish import PARQUET_DIR, STATE_DIR
+    from authorgraph.pipelines.transform.build import BuildLimits, ledger_checks
+
+    paths = {n: version / PARQUET_DIR / f"{n}.parquet" for n in ("papers", "authorship")}
+    paths["listings"] = version / PARQUET_DIR / "listings.parquet"
+    paths["page_links"] = version / STATE_DIR / "page_links.parquet"
+    with tempfile.TemporaryDirectory(prefix="authorgraph-ledger-") as tmp:
+        return pl.read_parquet(ledger_checks(paths, Path(tmp) / "ledger.parquet", BuildLimits()))
 
 
 @app.command()
