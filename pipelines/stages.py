@@ -8,6 +8,7 @@ validate: run the suites. load: stage Parquet + DuckDB, publish atomically, quar
 from __future__ import annotations
 
 import errno
+import json
 import os
 import secrets
 import shutil
@@ -25,7 +26,12 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from authorgraph.expectations.validate import ValidationFailed, ValidationReport, validate_tables
+from authorgraph.expectations.validate import (
+    ExpectationResult,
+    ValidationFailed,
+    ValidationReport,
+    validate_tables,
+)
 from authorgraph.pipelines.config import Settings
 from authorgraph.pipelines.extract.fingerprint import BuildKeys, build_keys, software_version
 from authorgraph.pipelines.extract.parsing import BatchResult, parse_batch, parse_files
@@ -86,6 +92,7 @@ from authorgraph.transforms.schema import (
     REJECTED_FILES,
     RUNS,
     TABLES_BY_NAME,
+    VALIDATION_RESULTS,
     Table,
 )
 from authorgraph.transforms.tables import to_arrow
@@ -264,6 +271,8 @@ class Transformed:
     files_deleted: int
     rejected_paths: dict[str, Path] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)  # the build's steps (benchmark)
+    #: Every expectation's result as validated (published as validation_results).
+    validation: list[ExpectationResult] = field(default_factory=list)
     files_skipped: int = 0
     keys_match: bool = False  # the published tables were built under this run's output key
     unchanged: bool = False  # same inputs, code and settings as the intact published version
@@ -678,6 +687,8 @@ def _stage(
         "manifest": transformed.manifest,
         "runs": runs,
     }
+    if not unchanged:  # an unchanged run keeps the results of the pass it carries over
+        small["validation_results"] = validation_frame(str(record["run_id"]), transformed)
     arrow: dict[str, pa.Table] = {n: to_arrow(f, TABLES_BY_NAME[n]) for n, f in small.items()}
     build = pl.DataFrame([_build_row(transformed.build_keys)], schema=BUILD_SCHEMA)
     state = {
@@ -697,6 +708,25 @@ def _stage(
     elif (stage_dir / DUCKDB_FILE).exists():
         # Else a retry after the DuckDB file moved: it was finished before it moved.
         finish_staged(stage_dir, arrow, state, _limits(settings).memory_limit)
+
+
+def validation_frame(run_id: str, transformed: Transformed) -> pl.DataFrame:
+    """The run's expectation results as validation_results rows."""
+    rows = [
+        {
+            "run_id": run_id,
+            "ordinal": number,
+            "suite": r.suite,
+            "expectation": r.expectation,
+            "column_name": r.column,
+            "status": r.status,
+            "severity": r.severity,
+            "observed": json.dumps(r.to_dict()["observed"], sort_keys=True),
+            "description": r.description,
+        }
+        for number, r in enumerate(transformed.validation)
+    ]
+    return pl.DataFrame(rows, schema=VALIDATION_RESULTS.polars_schema)
 
 
 def _staging_error(exc: OSError, warehouse: Path) -> Exception:
@@ -773,6 +803,7 @@ def run_sequence(
         else:
             report = steps.validate(transformed, settings)
             transformed.warnings.extend(report.warnings)  # recorded with the run
+            transformed.validation = report.results
         record = run_record(run_id, started_at, transformed, report, settings)
         if on_validated is not None:
             on_validated(record, transformed, report)

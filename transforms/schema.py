@@ -213,6 +213,26 @@ RUNS = Table(
     primary_key=("run_id",),
 )
 
+VALIDATION_RESULTS = Table(
+    name="validation_results",
+    comment=(
+        "Every expectation of every suite, as the run that published this version judged it "
+        "(`authorgraph report` shows them; GX's Data Docs need scripts from CDNs)."
+    ),
+    columns=(
+        Column("run_id", STR, False, "The run that validated (runs.run_id)."),
+        Column("ordinal", I64, False, "Order of the expectation: suite by suite, as declared."),
+        Column("suite", STR, False, "Suite name (expectations/suites/<suite>.json)."),
+        Column("expectation", STR, False, "GX expectation type."),
+        Column("column_name", STR, True, "The column it judges, if one."),
+        Column("status", STR, False, "passed, failed, or warning (failed but only warns)."),
+        Column("severity", STR, False, "error (a failure stops the run) or warning."),
+        Column("observed", STR, False, "What was seen, as JSON (value, unexpected count...)."),
+        Column("description", STR, True, "What a failure means, when the suite says."),
+    ),
+    primary_key=("run_id", "ordinal"),
+)
+
 #: The three tables the suites validate, in load order (referenced tables first).
 CORE_TABLES: tuple[Table, ...] = (AUTHORS, PAPERS, AUTHORSHIP)
 #: The listing ledger: how listings on pages became papers (checked by the `ledger` suite).
@@ -220,7 +240,13 @@ LEDGER_TABLES: tuple[Table, ...] = (PAPER_VARIANTS, LISTINGS)
 #: Every table the build makes from the parsed pages, in load order.
 BUILT_TABLES: tuple[Table, ...] = (*CORE_TABLES, *LEDGER_TABLES)
 #: Every published table, in load order.
-ALL_TABLES: tuple[Table, ...] = (*BUILT_TABLES, REJECTED_FILES, MANIFEST, RUNS)
+ALL_TABLES: tuple[Table, ...] = (
+    *BUILT_TABLES,
+    REJECTED_FILES,
+    MANIFEST,
+    RUNS,
+    VALIDATION_RESULTS,
+)
 TABLES_BY_NAME: dict[str, Table] = {t.name: t for t in ALL_TABLES}
 
 #: Reason codes for rejected files, in the order they are checked: first what the listing

@@ -51,6 +51,9 @@ class ReportData:
     authors: dict[str, tuple[str, int]]  # author_id -> (display name, papers), graph's only
     edges: list[tuple[str, str, int]]  # author_id_a, author_id_b, shared papers, among them
     rejected: list[tuple[str, str, int | None, str]]  # file, reason, line, message
+    # suite, expectation, column, status, observed (JSON), description; empty when the
+    # warehouse predates the table
+    validation: list[tuple[str, str, str | None, str, str, str | None]]
 
 
 def _fetch(con: duckdb.DuckDBPyConnection, query: str) -> list[tuple[Any, ...]]:
@@ -108,9 +111,53 @@ def read_report_data(warehouse: Path) -> ReportData:
         rejected = _fetch(
             con, "select file_name, reason_code, line, message from rejected_files order by 1"
         )
+        validation = []
+        if _has_table(con, "validation_results"):
+            validation = _fetch(
+                con,
+                "select suite, expectation, column_name, status, observed, description "
+                "from validation_results order by ordinal",
+            )
     finally:
         con.close()
-    return ReportData(counts, top, subjects, authors, edges, rejected)
+    return ReportData(counts, top, subjects, authors, edges, rejected, validation)
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    found = con.execute(
+        "select count(*) from duckdb_tables() where schema_name = 'main' and table_name = ?",
+        [name],
+    ).fetchone()
+    return bool(found and found[0])
+
+
+def validation_section(rows: list[tuple[str, str, str | None, str, str, str | None]]) -> str:
+    """Every suite and expectation with its status and observed value: GX's own Data Docs
+    load their scripts from CDNs and show an empty list offline."""
+    if not rows:
+        return "<p>No validation results are stored in this warehouse (run it again).</p>"
+    counts: dict[str, int] = {}
+    for _, _, _, status, _, _ in rows:
+        counts[status] = counts.get(status, 0) + 1
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    parts = [f"<p>{len(rows)} expectations: {html.escape(summary)}.</p>"]
+    suites: dict[str, list[tuple[object, ...]]] = {}
+    for suite, expectation, column, status, observed, description in rows:
+        shown = f'<span class="{html.escape(status)}">{html.escape(status)}</span>'
+        suites.setdefault(suite, []).append(
+            (expectation, column, _Raw(shown), observed, description)
+        )
+    for suite, items in suites.items():
+        parts.append(f"<h3>{html.escape(suite)}</h3>")
+        parts.append(_table(["expectation", "column", "status", "observed", "meaning"], items))
+    return "\n".join(parts)
+
+
+@dataclass(frozen=True)
+class _Raw:
+    """Markup made here (never from data): put in a cell as it is."""
+
+    markup: str
 
 
 def _svg(figure: Figure) -> str:
@@ -185,6 +232,8 @@ def _coauthor_graph(data: ReportData) -> str:
 
 def _cell(value: object) -> str:
     """One escaped table cell; numbers right-aligned."""
+    if isinstance(value, _Raw):
+        return f"<td>{value.markup}</td>"
     if isinstance(value, int):
         return f'<td class="num">{value}</td>'
     return f"<td>{html.escape('' if value is None else str(value))}</td>"
@@ -208,7 +257,8 @@ table { border-collapse: collapse; margin: 0.5rem 0 1rem; }
 th, td { border-bottom: 1px solid #e4e7eb; padding: 0.3rem 0.8rem; text-align: left; }
 td.num, th.num { text-align: right; }
 img { max-width: 100%; }
-.ok { color: #2f8132; }
+.ok, .passed { color: #2f8132; } .failed { color: #b42318; font-weight: bold; }
+.warning { color: #b54708; }
 """
 
 
@@ -266,7 +316,8 @@ node size grows with the author's papers. {_graph_cut(data)}</p>
 {graph}
 <h2>Rejected files</h2>
 {rejected}
-<h2>Data quality</h2>
+<h2>Validation results</h2>
+{validation_section(data.validation)}
 <p>{docs}</p>
 </body></html>
 """

@@ -168,7 +168,7 @@ def os_errors() -> Iterator[None]:
         raise OSError(errno.ENOSPC if full else errno.EIO, str(exc)) from None
 
 
-SMALL_TABLES = ("rejected_files", "manifest", "runs")
+SMALL_TABLES = ("rejected_files", "manifest", "runs", "validation_results")
 
 
 def finish_staged(
@@ -178,8 +178,8 @@ def finish_staged(
     memory_limit: str = "512MB",
 ) -> Path:
     """Complete a staged version whose core tables are built: write the small tables
-    (rejected_files, manifest, runs) and the run state, add them and the views to the staged
-    DuckDB file, and record every output. Safe to run twice."""
+    (rejected_files, manifest, runs, validation_results) and the run state, add them and the
+    views to the staged DuckDB file, and record every output. Safe to run twice."""
     write_parquet(tables, stage_dir / "version" / PARQUET_DIR)
     write_parquet(state, stage_dir / "version" / STATE_DIR, declared=False)
     db_path = stage_dir / DUCKDB_FILE
