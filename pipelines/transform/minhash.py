@@ -1,0 +1,115 @@
+"""Candidate search for near-equal abstracts: MinHash signatures and LSH band keys, vectorized.
+
+Per chunk of abstracts (Arrow strings), in polars and numpy, with no Python loop per abstract
+or per word:
+1. words: lowercased, split on spaces and newlines (an approximation of the exact rule's
+   `casefold().split()`, good enough to find candidates; every candidate is checked exactly
+   afterwards);
+2. each word hashed (polars), each run of 3 words of one abstract mixed into a 64-bit shingle
+   hash;
+3. one-permutation MinHash: the hash picks one of `BINS` bins and each bin keeps its smallest
+   value (a sort, not a loop); empty bins take the next non-empty bin's value (rotation
+   densification), so short abstracts still get `BINS` comparable values;
+4. LSH: `BANDS` bands of `ROWS` consecutive bins, each hashed to a 64-bit key. Two abstracts
+   of similarity J share a band's key with probability about J**ROWS.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+import pyarrow as pa
+
+BANDS = 20
+ROWS = 5
+BINS = BANDS * ROWS
+#: Abstracts per chunk: the chunk's bytes set the memory (about 50 bytes per text byte).
+CHUNK_ROWS = 4096
+_DOC_BITS = 12  # CHUNK_ROWS fits
+_BIN_BITS = 7  # BINS fits
+_VALUE_BITS = 64 - _DOC_BITS - _BIN_BITS
+assert 1 << _DOC_BITS >= CHUNK_ROWS and 1 << _BIN_BITS >= BINS
+
+U64 = npt.NDArray[np.uint64]
+_WORD_SEED = 20261127
+_rng = np.random.default_rng(20261127)  # fixed: keys are comparable across runs
+_WORD_MUL = _rng.integers(1, 1 << 63, size=3, dtype=np.uint64) | np.uint64(1)
+_BAND_MUL = _rng.integers(1, 1 << 63, size=ROWS, dtype=np.uint64) | np.uint64(1)
+_ROTATE_MUL = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(x: U64) -> U64:
+    """splitmix64's finalizer (in place, wrapping): spreads every input bit over the output."""
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(31)
+    return x
+
+
+def shingle_hashes(texts: pa.Array) -> tuple[npt.NDArray[np.int64], U64]:
+    """(text index, 64-bit hash) of every word 3-gram of every text (no nulls in `texts`)."""
+    words = (
+        pl.DataFrame({"text": pl.Series(texts, dtype=pl.String)})
+        .with_row_index("index")
+        .select(
+            "index",
+            pl.col("text")
+            .str.to_lowercase()
+            .str.replace_all("\n", " ", literal=True)
+            .str.split(" ")
+            .alias("word"),
+        )
+        .explode("word")
+        .filter(pl.col("word") != "")
+        .select("index", pl.col("word").hash(_WORD_SEED))
+    )
+    text = words["index"].to_numpy().astype(np.int64)
+    hashed = words["word"].to_numpy()
+    with np.errstate(over="ignore"):
+        same = text[:-2] == text[2:]
+        shingles = hashed[:-2] * _WORD_MUL[0] + hashed[1:-1] * _WORD_MUL[1]
+        shingles += hashed[2:] * _WORD_MUL[2]
+        return text[:-2][same], _mix(shingles[same])
+
+
+def band_keys(texts: pa.Array) -> tuple[U64, npt.NDArray[np.bool_]]:
+    """LSH band keys, shape (len(texts), BANDS), and which texts have any 3-gram (the keys of
+    the others are meaningless). At most CHUNK_ROWS texts, no nulls."""
+    count = len(texts)
+    if count > CHUNK_ROWS:
+        raise ValueError(f"at most {CHUNK_ROWS} texts per call, not {count}")
+    text, hashes = shingle_hashes(texts)
+    with np.errstate(over="ignore"):
+        bins = ((hashes >> np.uint64(32)) * np.uint64(BINS)) >> np.uint64(32)
+        value_mask = np.uint64((1 << _VALUE_BITS) - 1)
+        packed = (text.astype(np.uint64) << np.uint64(64 - _DOC_BITS)) | (
+            bins << np.uint64(_VALUE_BITS)
+        )
+        packed |= hashes & value_mask
+    # Sorted, the first value of each (text, bin) is its minimum.
+    packed = pl.Series(packed, dtype=pl.UInt64).sort().to_numpy()
+    cell = packed >> np.uint64(_VALUE_BITS)
+    first = np.ones(len(packed), dtype=bool)
+    first[1:] = cell[1:] != cell[:-1]
+    cell = cell[first]
+    flat = (cell >> np.uint64(_BIN_BITS)).astype(np.int64) * BINS + (
+        cell & np.uint64((1 << _BIN_BITS) - 1)
+    ).astype(np.int64)
+    empty = np.uint64(1 << 63)
+    table = np.full(count * BINS, empty, dtype=np.uint64)
+    table[flat] = packed[first] & value_mask
+    table = table.reshape(count, BINS)
+    valid = (table != empty).any(axis=1)
+    # Rotation densification: an empty bin takes the next non-empty bin's value (cyclically)
+    # plus a multiple of its distance.
+    doubled = np.concatenate([table, table], axis=1)
+    position = np.where(doubled != empty, np.arange(2 * BINS), 2 * BINS - 1)
+    following = np.minimum.accumulate(position[:, ::-1], axis=1)[:, ::-1][:, :BINS]
+    with np.errstate(over="ignore"):
+        distance = (following - np.arange(BINS)).astype(np.uint64)
+        dense = np.take_along_axis(doubled, following, axis=1) + distance * _ROTATE_MUL
+        keys = (dense.reshape(count, BANDS, ROWS) * _BAND_MUL).sum(axis=2, dtype=np.uint64)
+    return _mix(keys), valid
