@@ -82,7 +82,7 @@ def fold_name(name: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
-def _initial(token: str) -> str | None:
+def initial_of(token: str) -> str | None:
     """The letter of a single-letter token ('k' or 'k.'), else None."""
     bare = token[:-1] if len(token) == 2 and token.endswith(".") else token
     return bare if len(bare) == 1 and bare.isalpha() else None
@@ -92,7 +92,7 @@ def tokens_agree(a: str, b: str) -> bool:
     """Folded given-name tokens agree: equal, or one is an initial of the other ('k.' ~ 'koray')."""
     if a == b:
         return True
-    initial_a, initial_b = _initial(a), _initial(b)
+    initial_a, initial_b = initial_of(a), initial_of(b)
     return (initial_a is not None and initial_a == b[:1]) or (
         initial_b is not None and initial_b == a[:1]
     )
@@ -132,9 +132,15 @@ def paper_review(papers: pl.DataFrame) -> pl.DataFrame:
         for pid, abstract in members[1:]:
             if abstract != first_abstract:
                 found[(first, pid)] = SAME_TITLE
-    for (pid_a, _, _), (pid_b, _, _) in combinations(rows, 2):
-        if (pid_a, pid_b) not in found and is_near(shingles[pid_a], shingles[pid_b]):
-            found[(pid_a, pid_b)] = NEAR_ABSTRACT
+    # Every pair, but by size: a set can reach 0.8 only with one at most 5/4 its size.
+    sized = sorted((len(s), pid, s) for pid, s in shingles.items() if s is not None)
+    for i, (size, pid_a, set_a) in enumerate(sized):
+        for other_size, pid_b, set_b in sized[i + 1 :]:
+            if NEAR_NUM * other_size > NEAR_DEN * size:
+                break
+            pair = (pid_a, pid_b) if pid_a < pid_b else (pid_b, pid_a)
+            if pair not in found and is_near(set_a, set_b):
+                found[pair] = NEAR_ABSTRACT
     out = [(a, b, reason, jaccard(shingles[a], shingles[b])) for (a, b), reason in found.items()]
     return _frame(out, PAPER_REVIEW.polars_schema, ["paper_id_a", "paper_id_b"])
 
@@ -157,10 +163,15 @@ def author_review(authors: pl.DataFrame, authorship: pl.DataFrame) -> pl.DataFra
     rows = authors.select("author_id", "display_name", "family_name", "given_name")
     ordered = rows.sort("author_id").rows()
     found: dict[tuple[str, str], str] = {}
+    folded = {author_id: fold_name(display) for author_id, display, _, _ in ordered}
+    families = {a: fold_name(f) for a, _, f, _ in ordered if f is not None}
     for (id_a, *a), (id_b, *b) in combinations(ordered, 2):
-        if fold_name(a[0]) == fold_name(b[0]):
+        if folded[id_a] == folded[id_b]:
             found[(id_a, id_b)] = ACCENTS
-        elif initials_match((a[0], a[1], a[2]), (b[0], b[1], b[2])):
+        # (the family test first only to skip most pairs fast; initials_match repeats it)
+        elif families.get(id_a, 0) == families.get(id_b, 1) and initials_match(
+            (a[0], a[1], a[2]), (b[0], b[1], b[2])
+        ):
             found[(id_a, id_b)] = INITIALS
     co = coauthors(authorship)
     out = [(a, b, reason, len((co[a] & co[b]) - {a, b})) for (a, b), reason in found.items()]
