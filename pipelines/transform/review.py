@@ -40,6 +40,7 @@ from authorgraph.transforms.review import (
     INITIALS,
     NEAR_ABSTRACT,
     SAME_TITLE,
+    Shingles,
     fold_name,
     fold_title,
     initial_of,
@@ -193,10 +194,13 @@ def score_papers(
     with _writer(target, schema) as out:
         for batch in reader:
             kept: list[tuple[str, str, str, float | None]] = []
+            shingles: dict[str, Shingles | None] = {}  # a star's head recurs in a batch
             for id_a, id_b, reason, text_a, text_b in zip(
                 *(c.to_pylist() for c in batch.columns), strict=True
             ):
-                a, b = word_shingles(text_a), word_shingles(text_b)
+                if id_a not in shingles:
+                    shingles[id_a] = word_shingles(text_a)
+                a, b = shingles[id_a], word_shingles(text_b)
                 if reason == SAME_TITLE or is_near(a, b):
                     kept.append((id_a, id_b, reason, jaccard(a, b)))
             if kept:
