@@ -153,9 +153,9 @@ def test_fold_name_and_initials_rule() -> None:
 # --- paper_review on literal inputs --------------------------------------------------------
 
 LITERAL_PAPERS = [
-    # exactly 0.8 (5 vs 4 shared 3-grams): NEAR_ABSTRACT
-    ("p01", "Alpha", words(0, 7)),
-    ("p02", "Beta", words(0, 6)),
+    # exactly 0.8 (40 of 50 3-grams shared): NEAR_ABSTRACT
+    ("p01", "Alpha", words(0, 52)),
+    ("p02", "Beta", words(0, 42)),
     # 15/19 = 0.789: not listed
     ("p03", "Gamma", words(100, 21)),
     ("p04", "Delta", words(100, 17)),

@@ -10,7 +10,7 @@ or per word:
 3. one-permutation MinHash: the hash picks one of `BINS` bins and each bin keeps its smallest
    value (a sort, not a loop); empty bins take the next non-empty bin's value (rotation
    densification), so short abstracts still get `BINS` comparable values;
-4. LSH: `BANDS` bands of `ROWS` consecutive bins, each hashed to a 64-bit key. Two abstracts
+4. LSH: `BANDS` bands of `ROWS` bins (strided), each hashed to a 64-bit key. Two abstracts
    of similarity J share a band's key with probability about J**ROWS.
 """
 
@@ -27,7 +27,7 @@ BINS = BANDS * ROWS
 #: Abstracts per chunk: the chunk's bytes set the memory (about 50 bytes per text byte).
 CHUNK_ROWS = 4096
 _DOC_BITS = 12  # CHUNK_ROWS fits
-_BIN_BITS = 7  # BINS fits
+_BIN_BITS = 8  # up to 256 bins
 _VALUE_BITS = 64 - _DOC_BITS - _BIN_BITS
 assert 1 << _DOC_BITS >= CHUNK_ROWS and 1 << _BIN_BITS >= BINS
 
@@ -35,7 +35,7 @@ U64 = npt.NDArray[np.uint64]
 _WORD_SEED = 20261127
 _rng = np.random.default_rng(20261127)  # fixed: keys are comparable across runs
 _WORD_MUL = _rng.integers(1, 1 << 63, size=3, dtype=np.uint64) | np.uint64(1)
-_BAND_MUL = _rng.integers(1, 1 << 63, size=ROWS, dtype=np.uint64) | np.uint64(1)
+_BAND_MUL = _rng.integers(1, 1 << 63, size=16, dtype=np.uint64) | np.uint64(1)
 _ROTATE_MUL = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -75,18 +75,19 @@ def shingle_hashes(texts: pa.Array) -> tuple[npt.NDArray[np.int64], U64]:
         return text[:-2][same], _mix(shingles[same])
 
 
-def band_keys(texts: pa.Array) -> tuple[U64, npt.NDArray[np.bool_]]:
-    """LSH band keys, shape (len(texts), BANDS), and which texts have any 3-gram (the keys of
-    the others are meaningless). At most CHUNK_ROWS texts, no nulls."""
+def signatures(texts: pa.Array, bins: int = BINS) -> tuple[U64, npt.NDArray[np.bool_]]:
+    """One-permutation MinHash signatures, shape (len(texts), bins), densified, and which texts
+    have any 3-gram (the others' signatures are meaningless). At most CHUNK_ROWS texts, no
+    nulls."""
     count = len(texts)
-    if count > CHUNK_ROWS:
-        raise ValueError(f"at most {CHUNK_ROWS} texts per call, not {count}")
+    if count > CHUNK_ROWS or not 0 < bins <= 1 << _BIN_BITS:
+        raise ValueError(f"at most {CHUNK_ROWS} texts and {1 << _BIN_BITS} bins per call")
     text, hashes = shingle_hashes(texts)
     with np.errstate(over="ignore"):
-        bins = ((hashes >> np.uint64(32)) * np.uint64(BINS)) >> np.uint64(32)
+        bin_of = ((hashes >> np.uint64(32)) * np.uint64(bins)) >> np.uint64(32)
         value_mask = np.uint64((1 << _VALUE_BITS) - 1)
         packed = (text.astype(np.uint64) << np.uint64(64 - _DOC_BITS)) | (
-            bins << np.uint64(_VALUE_BITS)
+            bin_of << np.uint64(_VALUE_BITS)
         )
         packed |= hashes & value_mask
     # Sorted, the first value of each (text, bin) is its minimum.
@@ -95,21 +96,34 @@ def band_keys(texts: pa.Array) -> tuple[U64, npt.NDArray[np.bool_]]:
     first = np.ones(len(packed), dtype=bool)
     first[1:] = cell[1:] != cell[:-1]
     cell = cell[first]
-    flat = (cell >> np.uint64(_BIN_BITS)).astype(np.int64) * BINS + (
+    flat = (cell >> np.uint64(_BIN_BITS)).astype(np.int64) * bins + (
         cell & np.uint64((1 << _BIN_BITS) - 1)
     ).astype(np.int64)
     empty = np.uint64(1 << 63)
-    table = np.full(count * BINS, empty, dtype=np.uint64)
+    table = np.full(count * bins, empty, dtype=np.uint64)
     table[flat] = packed[first] & value_mask
-    table = table.reshape(count, BINS)
+    table = table.reshape(count, bins)
     valid = (table != empty).any(axis=1)
     # Rotation densification: an empty bin takes the next non-empty bin's value (cyclically)
     # plus a multiple of its distance.
     doubled = np.concatenate([table, table], axis=1)
-    position = np.where(doubled != empty, np.arange(2 * BINS), 2 * BINS - 1)
-    following = np.minimum.accumulate(position[:, ::-1], axis=1)[:, ::-1][:, :BINS]
+    position = np.where(doubled != empty, np.arange(2 * bins), 2 * bins - 1)
+    following = np.minimum.accumulate(position[:, ::-1], axis=1)[:, ::-1][:, :bins]
     with np.errstate(over="ignore"):
-        distance = (following - np.arange(BINS)).astype(np.uint64)
+        distance = (following - np.arange(bins)).astype(np.uint64)
         dense = np.take_along_axis(doubled, following, axis=1) + distance * _ROTATE_MUL
-        keys = (dense.reshape(count, BANDS, ROWS) * _BAND_MUL).sum(axis=2, dtype=np.uint64)
+    return dense, valid
+
+
+def band_keys(
+    texts: pa.Array, bands: int = BANDS, rows: int = ROWS
+) -> tuple[U64, npt.NDArray[np.bool_]]:
+    """LSH band keys, shape (len(texts), bands): band b hashes bins b, b + bands, b + 2 * bands,
+    ... of the signature (strided, so a densified bin and the neighbour it copies fall in
+    different bands). Also which texts have any 3-gram (the others' keys are meaningless)."""
+    dense, valid = signatures(texts, bands * rows)
+    with np.errstate(over="ignore"):
+        keys = (dense.reshape(len(texts), rows, bands) * _BAND_MUL[:rows, None]).sum(
+            axis=1, dtype=np.uint64
+        )
     return _mix(keys), valid

@@ -23,6 +23,7 @@ of similarity 0.9 is missed with probability about 5e-7, a pair at 0.8 about 4e-
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -55,7 +56,9 @@ MIN_BANDS = 2
 #: Rows per batch when reading titles and names, and when scoring candidates.
 BATCH_ROWS = 16_384
 
-_TITLE_KEYS = pa.schema([("paper_id", pa.string()), ("title_key", pa.string())])
+_TITLE_KEYS = pa.schema(
+    [("paper_id", pa.string()), ("title_key", pa.string()), ("abstract_digest", pa.binary(16))]
+)
 _BAND_KEYS = pa.schema([("paper_id", pa.string()), ("band", pa.uint8()), ("key", pa.uint64())])
 _NAME_KEYS = pa.schema(
     [
@@ -78,12 +81,20 @@ def _writer(path: Path, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
     no_world_write(path)
 
 
+def _digest(text: str | None) -> bytes | None:
+    """A 16-byte BLAKE2 digest of a text (None stays None): equal digests, equal texts."""
+    return None if text is None else hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
 def write_title_keys(papers: Path, target: Path) -> None:
-    """(paper_id, folded title) of every paper, read and written in batches."""
+    """(paper_id, folded title, abstract digest) of every paper, read and written in batches."""
+    columns = ["paper_id", "title", "abstract"]
     with _writer(target, _TITLE_KEYS) as out:
-        for batch in pq.ParquetFile(papers).iter_batches(BATCH_ROWS, columns=["paper_id", "title"]):
+        for batch in pq.ParquetFile(papers).iter_batches(BATCH_ROWS, columns=columns):
             keys = [fold_title(t) for t in batch.column(1).to_pylist()]
-            out.write_batch(pa.record_batch([batch.column(0).cast(pa.string()), keys], _TITLE_KEYS))
+            digests = [_digest(a) for a in batch.column(2).to_pylist()]
+            ids = batch.column(0).cast(pa.string())
+            out.write_batch(pa.record_batch([ids, keys, digests], _TITLE_KEYS))
 
 
 def write_band_keys(papers: Path, target: Path) -> None:
@@ -142,26 +153,21 @@ def write_name_keys(authors: Path, target: Path) -> None:
             )
 
 
-def _paper_candidates_sql(papers: str, titles: str, bands: str) -> str:
+def _paper_candidates_sql(titles: str, bands: str) -> str:
     return f"""
         WITH title_groups AS (
             SELECT title_key, min(paper_id) AS head FROM read_parquet({titles})
             GROUP BY title_key HAVING count(*) > 1
         ),
         members AS (
-            SELECT t.paper_id, g.head FROM read_parquet({titles}) AS t
-            JOIN title_groups AS g USING (title_key) WHERE t.paper_id <> g.head
+            SELECT t.paper_id, t.abstract_digest, g.head FROM read_parquet({titles}) AS t
+            JOIN title_groups AS g USING (title_key)
         ),
-        texts AS (
-            SELECT paper_id, abstract FROM read_parquet({papers})
-            WHERE paper_id IN (SELECT paper_id FROM members UNION ALL SELECT head FROM title_groups)
-        ),
+        -- Abstracts are compared by digest (equal digests: equal texts; two nulls are equal).
         same_title AS (
             SELECT m.head AS paper_id_a, m.paper_id AS paper_id_b
-            FROM members AS m
-            JOIN texts AS x ON x.paper_id = m.head
-            JOIN texts AS y ON y.paper_id = m.paper_id
-            WHERE x.abstract IS DISTINCT FROM y.abstract
+            FROM members AS m JOIN members AS h ON h.paper_id = m.head
+            WHERE m.paper_id <> m.head AND m.abstract_digest IS DISTINCT FROM h.abstract_digest
         ),
         near AS (
             SELECT x.paper_id AS paper_id_a, y.paper_id AS paper_id_b
@@ -327,7 +333,7 @@ def build_reviews(
         with _connection(work, memory_limit, threads) as con:
             candidates = work / "paper_candidates.parquet"
             sql = _paper_candidates_sql(
-                lit(papers), lit(work / "title_keys.parquet"), lit(work / "band_keys.parquet")
+                lit(work / "title_keys.parquet"), lit(work / "band_keys.parquet")
             )
             con.execute(f"COPY ({sql}) TO {lit(candidates)} (FORMAT parquet)")
             scored = work / "paper_scored.parquet"
