@@ -23,7 +23,6 @@ of similarity 0.9 is missed with probability about 5e-7, a pair at 0.8 about 4e-
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -33,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from authorgraph.pipelines.config import limit_bytes
 from authorgraph.pipelines.load.errors import MemoryLimitReached
 from authorgraph.pipelines.load.publish import make_dir, no_world_write, os_errors, sql_literal
 from authorgraph.pipelines.transform.minhash import BANDS, CHUNK_ROWS, band_keys
@@ -53,12 +53,12 @@ from authorgraph.transforms.schema import AUTHOR_REVIEW, PAPER_REVIEW, Table
 
 #: A pair of abstracts is a NEAR_ABSTRACT candidate when it shares this many band keys.
 MIN_BANDS = 2
+#: Memory a candidate pair takes while scored (its two abstracts, in DuckDB's join and here).
+PAIR_BYTES = 8192
 #: Rows per batch when reading titles and names, and when scoring candidates.
 BATCH_ROWS = 16_384
 
-_TITLE_KEYS = pa.schema(
-    [("paper_id", pa.string()), ("title_key", pa.string()), ("abstract_digest", pa.binary(16))]
-)
+_TITLE_KEYS = pa.schema([("paper_id", pa.string()), ("title_key", pa.string())])
 _BAND_KEYS = pa.schema([("paper_id", pa.string()), ("band", pa.uint8()), ("key", pa.uint64())])
 _NAME_KEYS = pa.schema(
     [
@@ -81,20 +81,12 @@ def _writer(path: Path, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
     no_world_write(path)
 
 
-def _digest(text: str | None) -> bytes | None:
-    """A 16-byte BLAKE2 digest of a text (None stays None): equal digests, equal texts."""
-    return None if text is None else hashlib.blake2b(text.encode(), digest_size=16).digest()
-
-
 def write_title_keys(papers: Path, target: Path) -> None:
-    """(paper_id, folded title, abstract digest) of every paper, read and written in batches."""
-    columns = ["paper_id", "title", "abstract"]
+    """(paper_id, folded title) of every paper, read and written in batches."""
     with _writer(target, _TITLE_KEYS) as out:
-        for batch in pq.ParquetFile(papers).iter_batches(BATCH_ROWS, columns=columns):
+        for batch in pq.ParquetFile(papers).iter_batches(BATCH_ROWS, columns=["paper_id", "title"]):
             keys = [fold_title(t) for t in batch.column(1).to_pylist()]
-            digests = [_digest(a) for a in batch.column(2).to_pylist()]
-            ids = batch.column(0).cast(pa.string())
-            out.write_batch(pa.record_batch([ids, keys, digests], _TITLE_KEYS))
+            out.write_batch(pa.record_batch([batch.column(0).cast(pa.string()), keys], _TITLE_KEYS))
 
 
 def write_band_keys(papers: Path, target: Path) -> None:
@@ -146,28 +138,33 @@ def write_name_keys(authors: Path, target: Path) -> None:
             rows = [
                 _name_row(*r) for r in zip(*(c.to_pylist() for c in batch.columns), strict=True)
             ]
-            out.write_batch(
-                pa.RecordBatch.from_pylist(
-                    [dict(zip(_NAME_KEYS.names, r, strict=True)) for r in rows], _NAME_KEYS
-                )
-            )
+            if rows:
+                columns_out = [list(c) for c in zip(*rows, strict=True)]
+                out.write_batch(pa.record_batch(columns_out, _NAME_KEYS))
 
 
-def _paper_candidates_sql(titles: str, bands: str) -> str:
+def _paper_candidates_sql(papers: str, titles: str, bands: str) -> str:
     return f"""
         WITH title_groups AS (
             SELECT title_key, min(paper_id) AS head FROM read_parquet({titles})
             GROUP BY title_key HAVING count(*) > 1
         ),
         members AS (
-            SELECT t.paper_id, t.abstract_digest, g.head FROM read_parquet({titles}) AS t
+            SELECT t.paper_id, g.head FROM read_parquet({titles}) AS t
             JOIN title_groups AS g USING (title_key)
         ),
-        -- Abstracts are compared by digest (equal digests: equal texts; two nulls are equal).
+        -- Abstracts compared by their MD5 (equal digests: equal texts; two nulls are equal),
+        -- so no text is held in a join.
+        digests AS (
+            SELECT paper_id, md5_number(abstract) AS digest FROM read_parquet({papers})
+            SEMI JOIN members USING (paper_id)
+        ),
         same_title AS (
             SELECT m.head AS paper_id_a, m.paper_id AS paper_id_b
-            FROM members AS m JOIN members AS h ON h.paper_id = m.head
-            WHERE m.paper_id <> m.head AND m.abstract_digest IS DISTINCT FROM h.abstract_digest
+            FROM members AS m
+            JOIN digests AS x ON x.paper_id = m.head
+            JOIN digests AS y ON y.paper_id = m.paper_id
+            WHERE m.paper_id <> m.head AND x.digest IS DISTINCT FROM y.digest
         ),
         near AS (
             SELECT x.paper_id AS paper_id_a, y.paper_id AS paper_id_b
@@ -186,32 +183,51 @@ def _paper_candidates_sql(titles: str, bands: str) -> str:
     """
 
 
+def score_parts(candidates: int, memory_limit: str) -> int:
+    """How many parts to score candidates in, so that one part's texts fit in memory."""
+    return max(1, -(-candidates * PAIR_BYTES // limit_bytes(memory_limit)))
+
+
 def score_papers(
-    con: duckdb.DuckDBPyConnection, papers: str, candidates: str, target: Path
+    con: duckdb.DuckDBPyConnection, papers: str, candidates: str, target: Path, parts: int
 ) -> None:
-    """The exact similarity of each candidate pair; NEAR_ABSTRACT pairs under 0.8 dropped."""
+    """The exact similarity of each candidate pair; NEAR_ABSTRACT pairs under 0.8 dropped.
+    Candidates are scored in `parts` parts (by a hash of paper_id_a) to bound memory."""
     schema = PAPER_REVIEW.arrow_schema
-    reader = con.sql(
-        f"""SELECT c.paper_id_a, c.paper_id_b, c.reason, x.abstract, y.abstract
-        FROM read_parquet({candidates}) AS c
-        JOIN read_parquet({papers}) AS x ON x.paper_id = c.paper_id_a
-        JOIN read_parquet({papers}) AS y ON y.paper_id = c.paper_id_b"""
-    ).to_arrow_reader(BATCH_ROWS)
+    # One thread: each scan of papers holds a whole row group of texts (150 MB at 1M papers).
+    threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
+    con.execute("SET threads = 1")
     with _writer(target, schema) as out:
-        for batch in reader:
-            kept: list[tuple[str, str, str, float | None]] = []
-            shingles: dict[str, Shingles | None] = {}  # a star's head recurs in a batch
-            for id_a, id_b, reason, text_a, text_b in zip(
-                *(c.to_pylist() for c in batch.columns), strict=True
-            ):
-                if id_a not in shingles:
-                    shingles[id_a] = word_shingles(text_a)
-                a, b = shingles[id_a], word_shingles(text_b)
-                if reason == SAME_TITLE or is_near(a, b):
-                    kept.append((id_a, id_b, reason, jaccard(a, b)))
-            if kept:
-                columns = [list(c) for c in zip(*kept, strict=True)]
-                out.write_batch(pa.record_batch(columns, schema))
+        for part in range(parts):
+            reader = con.sql(
+                f"""SELECT c.paper_id_a, c.paper_id_b, c.reason, x.abstract, y.abstract
+                FROM read_parquet({candidates}) AS c
+                JOIN read_parquet({papers}) AS x ON x.paper_id = c.paper_id_a
+                JOIN read_parquet({papers}) AS y ON y.paper_id = c.paper_id_b
+                WHERE hash(c.paper_id_a) % {parts} = {part}"""
+            ).to_arrow_reader(BATCH_ROWS)
+            for batch in reader:
+                kept = _scored(batch)
+                if kept:
+                    out.write_batch(
+                        pa.record_batch([list(c) for c in zip(*kept, strict=True)], schema)
+                    )
+    con.execute(f"SET threads = {int(threads)}")
+
+
+def _scored(batch: pa.RecordBatch) -> list[tuple[str, str, str, float | None]]:
+    """The batch's pairs with their exact similarity, NEAR_ABSTRACT pairs under 0.8 dropped."""
+    kept: list[tuple[str, str, str, float | None]] = []
+    shingles: dict[str, Shingles | None] = {}  # a star's head may recur in a batch
+    for id_a, id_b, reason, text_a, text_b in zip(
+        *(c.to_pylist() for c in batch.columns), strict=True
+    ):
+        if id_a not in shingles:
+            shingles[id_a] = word_shingles(text_a)
+        a, b = shingles[id_a], word_shingles(text_b)
+        if reason == SAME_TITLE or is_near(a, b):
+            kept.append((id_a, id_b, reason, jaccard(a, b)))
+    return kept
 
 
 def _author_pairs_sql(names: str) -> str:
@@ -308,6 +324,7 @@ def _connection(
         "threads": max(threads, 1),
         "temp_directory": str(make_dir(work_dir / "spill")),
         "preserve_insertion_order": False,
+        "enable_progress_bar": False,
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
     }
@@ -333,11 +350,13 @@ def build_reviews(
         with _connection(work, memory_limit, threads) as con:
             candidates = work / "paper_candidates.parquet"
             sql = _paper_candidates_sql(
-                lit(work / "title_keys.parquet"), lit(work / "band_keys.parquet")
+                lit(papers), lit(work / "title_keys.parquet"), lit(work / "band_keys.parquet")
             )
             con.execute(f"COPY ({sql}) TO {lit(candidates)} (FORMAT parquet)")
             scored = work / "paper_scored.parquet"
-            score_papers(con, lit(papers), lit(candidates), scored)
+            rows = con.execute(f"SELECT count(*) FROM read_parquet({lit(candidates)})").fetchall()
+            parts = score_parts(int(rows[0][0]), memory_limit)
+            score_papers(con, lit(papers), lit(candidates), scored, parts)
             counts = {
                 PAPER_REVIEW.name: _write_sorted(
                     con,
