@@ -115,15 +115,35 @@ def signatures(texts: pa.Array, bins: int = BINS) -> tuple[U64, npt.NDArray[np.b
     return dense, valid
 
 
+def keys_of(dense: U64, bands: int = BANDS, rows: int = ROWS) -> U64:
+    """LSH band keys of signatures, shape (len(dense), bands): band b hashes bins b, b + bands,
+    b + 2 * bands, ... (strided, so a densified bin and the neighbour it copies fall in
+    different bands)."""
+    with np.errstate(over="ignore"):
+        keys = (dense.reshape(len(dense), rows, bands) * _BAND_MUL[:rows, None]).sum(
+            axis=1, dtype=np.uint64
+        )
+    return _mix(keys)
+
+
 def band_keys(
     texts: pa.Array, bands: int = BANDS, rows: int = ROWS
 ) -> tuple[U64, npt.NDArray[np.bool_]]:
-    """LSH band keys, shape (len(texts), bands): band b hashes bins b, b + bands, b + 2 * bands,
-    ... of the signature (strided, so a densified bin and the neighbour it copies fall in
-    different bands). Also which texts have any 3-gram (the others' keys are meaningless)."""
+    """LSH band keys of texts (`keys_of` their signatures), and which texts have any 3-gram
+    (the others' keys are meaningless)."""
     dense, valid = signatures(texts, bands * rows)
-    with np.errstate(over="ignore"):
-        keys = (dense.reshape(len(texts), rows, bands) * _BAND_MUL[:rows, None]).sum(
-            axis=1, dtype=np.uint64
-        )
-    return _mix(keys), valid
+    return keys_of(dense, bands, rows), valid
+
+
+def fingerprints(dense: U64) -> npt.NDArray[np.uint16]:
+    """16 bits of each signature value: enough to count equal bins (a chance match of two
+    different values is 1 in 65,536), at a quarter of the size."""
+    return (_mix(dense.copy()) >> np.uint64(48)).astype(np.uint16)
+
+
+def estimated_similarity(
+    a: npt.NDArray[np.uint16], b: npt.NDArray[np.uint16]
+) -> npt.NDArray[np.float64]:
+    """The share of equal bins of paired fingerprints (rows of `a` and `b`): an unbiased
+    estimate of the texts' similarity, standard deviation about sqrt(J(1-J)/BINS)."""
+    return np.asarray((a == b).mean(axis=1), dtype=np.float64)

@@ -29,13 +29,22 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from authorgraph.pipelines.config import limit_bytes
 from authorgraph.pipelines.load.errors import MemoryLimitReached
 from authorgraph.pipelines.load.publish import make_dir, no_world_write, os_errors, sql_literal
-from authorgraph.pipelines.transform.minhash import BANDS, CHUNK_ROWS, band_keys
+from authorgraph.pipelines.transform.minhash import (
+    BANDS,
+    BINS,
+    CHUNK_ROWS,
+    estimated_similarity,
+    fingerprints,
+    keys_of,
+    signatures,
+)
 from authorgraph.transforms.review import (
     ACCENTS,
     INITIALS,
@@ -51,8 +60,11 @@ from authorgraph.transforms.review import (
 )
 from authorgraph.transforms.schema import AUTHOR_REVIEW, PAPER_REVIEW, Table
 
-#: A pair of abstracts is a NEAR_ABSTRACT candidate when it shares this many band keys.
+#: A pair of abstracts is a NEAR_ABSTRACT candidate when it shares this many band keys ...
 MIN_BANDS = 2
+#: ... and its signatures estimate a similarity of at least this (5 standard deviations under
+#: 0.8 with 100 bins), before the exact check.
+MIN_ESTIMATE = 0.6
 #: Memory a candidate pair takes while scored (its two abstracts, in DuckDB's join and here).
 PAIR_BYTES = 8192
 #: Rows per batch when reading titles and names, and when scoring candidates.
@@ -60,6 +72,8 @@ BATCH_ROWS = 16_384
 
 _TITLE_KEYS = pa.schema([("paper_id", pa.string()), ("title_key", pa.string())])
 _BAND_KEYS = pa.schema([("paper_id", pa.string()), ("band", pa.uint8()), ("key", pa.uint64())])
+_FINGERPRINT = pa.binary(2 * BINS)
+_FINGERPRINTS = pa.schema([("paper_id", pa.string()), ("fingerprint", _FINGERPRINT)])
 _NAME_KEYS = pa.schema(
     [
         ("author_id", pa.string()),
@@ -89,29 +103,70 @@ def write_title_keys(papers: Path, target: Path) -> None:
             out.write_batch(pa.record_batch([batch.column(0).cast(pa.string()), keys], _TITLE_KEYS))
 
 
-def write_band_keys(papers: Path, target: Path) -> None:
-    """(paper_id, band, key) for every abstract with a 3-gram, CHUNK_ROWS abstracts at a time."""
+def write_band_keys(papers: Path, target: Path, fingerprint_target: Path) -> None:
+    """(paper_id, band, key) for every abstract with a 3-gram, and its signature's fingerprint
+    (paper_id, fingerprint), CHUNK_ROWS abstracts at a time."""
     bands = np.arange(BANDS, dtype=np.uint8)
-    with _writer(target, _BAND_KEYS) as out:
+    with (
+        _writer(target, _BAND_KEYS) as out,
+        _writer(fingerprint_target, _FINGERPRINTS) as prints,
+    ):
         for batch in pq.ParquetFile(papers).iter_batches(
             CHUNK_ROWS, columns=["paper_id", "abstract"]
         ):
             present = batch.column(1).is_valid()
             ids, texts = batch.column(0).filter(present), batch.column(1).filter(present)
-            keys, valid = band_keys(texts)
+            dense, valid = signatures(texts)
             rows = np.flatnonzero(valid)
             if not len(rows):
                 continue
+            kept_ids = ids.take(pa.array(rows)).cast(pa.string())
+            keys = keys_of(dense[rows])
             out.write_batch(
                 pa.record_batch(
                     [
-                        ids.take(pa.array(np.repeat(rows, BANDS))).cast(pa.string()),
+                        kept_ids.take(pa.array(np.repeat(np.arange(len(rows)), BANDS))),
                         pa.array(np.tile(bands, len(rows))),
-                        pa.array(keys[rows].reshape(-1)),
+                        pa.array(keys.reshape(-1)),
                     ],
                     _BAND_KEYS,
                 )
             )
+            blob = pa.py_buffer(np.ascontiguousarray(fingerprints(dense[rows])).tobytes())
+            column = pa.FixedSizeBinaryArray.from_buffers(_FINGERPRINT, len(rows), [None, blob])
+            prints.write_batch(pa.record_batch([kept_ids, column], _FINGERPRINTS))
+
+
+def _fingerprint_rows(column: pa.Array) -> npt.NDArray[np.uint16]:
+    """A column of fingerprints (fixed- or variable-size binary, all 2 * BINS bytes, no nulls)
+    as an array of shape (rows, BINS)."""
+    column = column.cast(pa.large_binary())
+    offsets = np.frombuffer(column.buffers()[1], np.int64)[column.offset :][: len(column) + 1]  # type: ignore[union-attr]
+    data = np.frombuffer(column.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]  # type: ignore[union-attr]
+    return data.view(np.uint16).reshape(len(column), BINS)
+
+
+def prune_near(con: duckdb.DuckDBPyConnection, pairs: str, prints: str, target: Path) -> None:
+    """Keep the candidate pairs whose signatures estimate a similarity of at least
+    `MIN_ESTIMATE` (far below 0.8: a true pair is dropped with probability about 1e-6)."""
+    schema = pa.schema([("paper_id_a", pa.string()), ("paper_id_b", pa.string())])
+    reader = con.sql(
+        f"""SELECT p.paper_id_a, p.paper_id_b, x.fingerprint AS x, y.fingerprint AS y
+        FROM read_parquet({pairs}) AS p
+        JOIN read_parquet({prints}) AS x ON x.paper_id = p.paper_id_a
+        JOIN read_parquet({prints}) AS y ON y.paper_id = p.paper_id_b"""
+    ).to_arrow_reader(BATCH_ROWS)
+    with _writer(target, schema) as out:
+        for batch in reader:
+            x, y = _fingerprint_rows(batch.column("x")), _fingerprint_rows(batch.column("y"))
+            keep = estimated_similarity(x, y) >= MIN_ESTIMATE
+            if keep.any():
+                mask = pa.array(keep)
+                out.write_batch(
+                    pa.record_batch(
+                        [batch.column(0).filter(mask), batch.column(1).filter(mask)], schema
+                    )
+                )
 
 
 def _name_row(
@@ -143,7 +198,18 @@ def write_name_keys(authors: Path, target: Path) -> None:
                 out.write_batch(pa.record_batch(columns_out, _NAME_KEYS))
 
 
-def _paper_candidates_sql(papers: str, titles: str, bands: str) -> str:
+def _near_pairs_sql(bands: str) -> str:
+    """Pairs of abstracts sharing at least MIN_BANDS band keys."""
+    return f"""
+        SELECT x.paper_id AS paper_id_a, y.paper_id AS paper_id_b
+        FROM read_parquet({bands}) AS x
+        JOIN read_parquet({bands}) AS y
+          ON x.band = y.band AND x.key = y.key AND x.paper_id < y.paper_id
+        GROUP BY ALL HAVING count(*) >= {MIN_BANDS}
+    """
+
+
+def _paper_candidates_sql(papers: str, titles: str, near: str) -> str:
     return f"""
         WITH title_groups AS (
             SELECT title_key, min(paper_id) AS head FROM read_parquet({titles})
@@ -166,13 +232,7 @@ def _paper_candidates_sql(papers: str, titles: str, bands: str) -> str:
             JOIN digests AS y ON y.paper_id = m.paper_id
             WHERE m.paper_id <> m.head AND x.digest IS DISTINCT FROM y.digest
         ),
-        near AS (
-            SELECT x.paper_id AS paper_id_a, y.paper_id AS paper_id_b
-            FROM read_parquet({bands}) AS x
-            JOIN read_parquet({bands}) AS y
-              ON x.band = y.band AND x.key = y.key AND x.paper_id < y.paper_id
-            GROUP BY ALL HAVING count(*) >= {MIN_BANDS}
-        ),
+        near AS (SELECT paper_id_a, paper_id_b FROM read_parquet({near})),
         final AS (
             SELECT *, '{SAME_TITLE}' AS reason FROM same_title
             UNION ALL
@@ -324,11 +384,11 @@ def _connection(
         "threads": max(threads, 1),
         "temp_directory": str(make_dir(work_dir / "spill")),
         "preserve_insertion_order": False,
-        "enable_progress_bar": False,
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
     }
     with os_errors(), closing(duckdb.connect(config=config)) as con:
+        con.execute("SET enable_progress_bar = false")
         yield con
 
 
@@ -340,7 +400,7 @@ def build_reviews(
     work = make_dir(work_dir)
     papers, authors = parquet_dir / "papers.parquet", parquet_dir / "authors.parquet"
     write_title_keys(papers, work / "title_keys.parquet")
-    write_band_keys(papers, work / "band_keys.parquet")
+    write_band_keys(papers, work / "band_keys.parquet", work / "fingerprints.parquet")
     write_name_keys(authors, work / "name_keys.parquet")
 
     def lit(path: Path) -> str:
@@ -348,10 +408,13 @@ def build_reviews(
 
     try:
         with _connection(work, memory_limit, threads) as con:
+            banded = work / "near_banded.parquet"
+            near_sql = _near_pairs_sql(lit(work / "band_keys.parquet"))
+            con.execute(f"COPY ({near_sql}) TO {lit(banded)} (FORMAT parquet)")
+            near = work / "near_pairs.parquet"
+            prune_near(con, lit(banded), lit(work / "fingerprints.parquet"), near)
             candidates = work / "paper_candidates.parquet"
-            sql = _paper_candidates_sql(
-                lit(papers), lit(work / "title_keys.parquet"), lit(work / "band_keys.parquet")
-            )
+            sql = _paper_candidates_sql(lit(papers), lit(work / "title_keys.parquet"), lit(near))
             con.execute(f"COPY ({sql}) TO {lit(candidates)} (FORMAT parquet)")
             scored = work / "paper_scored.parquet"
             rows = con.execute(f"SELECT count(*) FROM read_parquet({lit(candidates)})").fetchall()
