@@ -282,7 +282,7 @@ def corpora(draw: st.DrawFn) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
         papers.append((f"p{rng.randrange(16**4):04x}{i}", rng.choice(titles), abstract))
     families = ["Pinto", "Smith", "Smíth", "Lee"]
     givens = ["André", "Andre", "A.", "A. S.", "John", "J. R.", "J.", "K.", "Koray"]
-    authors = []
+    authors: list[tuple[str, str, str | None, str | None]] = []
     for i in range(draw(st.integers(1, 14))):
         family, given_name = rng.choice(families), rng.choice(givens)
         if rng.random() < 0.15:
@@ -319,7 +319,9 @@ def test_planted_near_duplicates_are_found(tmp_path: Path) -> None:
     """Planted pairs at 0.9+ among 3,000 abstracts built from a pool of 60 shared sentences."""
     rng = random.Random(7)
     pool = [sentence(rng) for _ in range(60)]
-    rows = [(f"d{i:05d}", f"Distractor {i}", " ".join(rng.sample(pool, 6))) for i in range(3000)]
+    rows: list[tuple[str, str, str | None]] = [
+        (f"d{i:05d}", f"Distractor {i}", " ".join(rng.sample(pool, 6))) for i in range(3000)
+    ]
     planted = []
     for i in range(40):
         base = " ".join(rng.sample(pool, 4)) + " " + " ".join(f"u{i}v{j}" for j in range(40))

@@ -102,11 +102,11 @@ def signatures(texts: pa.Array, bins: int = BINS) -> tuple[U64, npt.NDArray[np.b
     empty = np.uint64(1 << 63)
     table = np.full(count * bins, empty, dtype=np.uint64)
     table[flat] = packed[first] & value_mask
-    table = table.reshape(count, bins)
-    valid = (table != empty).any(axis=1)
+    grid = table.reshape(count, bins)
+    valid = (grid != empty).any(axis=1)
     # Rotation densification: an empty bin takes the next non-empty bin's value (cyclically)
     # plus a multiple of its distance.
-    doubled = np.concatenate([table, table], axis=1)
+    doubled = np.concatenate([grid, grid], axis=1)
     position = np.where(doubled != empty, np.arange(2 * bins), 2 * bins - 1)
     following = np.minimum.accumulate(position[:, ::-1], axis=1)[:, ::-1][:, :bins]
     with np.errstate(over="ignore"):

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -70,10 +71,14 @@ PAIR_BYTES = 8192
 #: Rows per batch when reading titles and names, and when scoring candidates.
 BATCH_ROWS = 16_384
 
-_TITLE_KEYS = pa.schema([("paper_id", pa.string()), ("title_key", pa.string())])
-_BAND_KEYS = pa.schema([("paper_id", pa.string()), ("band", pa.uint8()), ("key", pa.uint64())])
+_TITLE_KEYS = pa.schema([pa.field("paper_id", pa.string()), pa.field("title_key", pa.string())])
+_BAND_KEYS = pa.schema(
+    [pa.field("paper_id", pa.string()), pa.field("band", pa.uint8()), pa.field("key", pa.uint64())]
+)
 _FINGERPRINT = pa.binary(2 * BINS)
-_FINGERPRINTS = pa.schema([("paper_id", pa.string()), ("fingerprint", _FINGERPRINT)])
+_FINGERPRINTS = pa.schema(
+    [pa.field("paper_id", pa.string()), pa.field("fingerprint", _FINGERPRINT)]
+)
 _NAME_KEYS = pa.schema(
     [
         ("author_id", pa.string()),
@@ -95,12 +100,18 @@ def _writer(path: Path, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
     no_world_write(path)
 
 
+def _batch(columns: list[list[Any]], schema: pa.Schema) -> pa.RecordBatch:
+    """A record batch of Python values, typed by `schema`."""
+    arrays = [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
 def write_title_keys(papers: Path, target: Path) -> None:
     """(paper_id, folded title) of every paper, read and written in batches."""
     with _writer(target, _TITLE_KEYS) as out:
         for batch in pq.ParquetFile(papers).iter_batches(BATCH_ROWS, columns=["paper_id", "title"]):
-            keys = [fold_title(t) for t in batch.column(1).to_pylist()]
-            out.write_batch(pa.record_batch([batch.column(0).cast(pa.string()), keys], _TITLE_KEYS))
+            keys = [fold_title(str(t)) for t in batch.column(1).to_pylist()]
+            out.write_batch(_batch([batch.column(0).to_pylist(), keys], _TITLE_KEYS))
 
 
 def write_band_keys(papers: Path, target: Path, fingerprint_target: Path) -> None:
@@ -120,36 +131,39 @@ def write_band_keys(papers: Path, target: Path, fingerprint_target: Path) -> Non
             rows = np.flatnonzero(valid)
             if not len(rows):
                 continue
-            kept_ids = ids.take(pa.array(rows)).cast(pa.string())
+            kept_ids = ids.take(rows).cast(pa.string())
             keys = keys_of(dense[rows])
             out.write_batch(
                 pa.record_batch(
                     [
-                        kept_ids.take(pa.array(np.repeat(np.arange(len(rows)), BANDS))),
+                        kept_ids.take(np.repeat(np.arange(len(rows)), BANDS)),
                         pa.array(np.tile(bands, len(rows))),
                         pa.array(keys.reshape(-1)),
                     ],
-                    _BAND_KEYS,
+                    schema=_BAND_KEYS,
                 )
             )
             blob = pa.py_buffer(np.ascontiguousarray(fingerprints(dense[rows])).tobytes())
             column = pa.FixedSizeBinaryArray.from_buffers(_FINGERPRINT, len(rows), [None, blob])
-            prints.write_batch(pa.record_batch([kept_ids, column], _FINGERPRINTS))
+            prints.write_batch(pa.record_batch([kept_ids, column], schema=_FINGERPRINTS))
 
 
 def _fingerprint_rows(column: pa.Array) -> npt.NDArray[np.uint16]:
     """A column of fingerprints (fixed- or variable-size binary, all 2 * BINS bytes, no nulls)
     as an array of shape (rows, BINS)."""
     column = column.cast(pa.large_binary())
-    offsets = np.frombuffer(column.buffers()[1], np.int64)[column.offset :][: len(column) + 1]  # type: ignore[union-attr]
-    data = np.frombuffer(column.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]  # type: ignore[union-attr]
+    offset_buffer, data_buffer = column.buffers()[1:3]
+    assert offset_buffer is not None and data_buffer is not None
+    offsets = np.frombuffer(memoryview(offset_buffer), np.int64)
+    offsets = offsets[column.offset :][: len(column) + 1]
+    data = np.frombuffer(memoryview(data_buffer), np.uint8)[offsets[0] : offsets[-1]]
     return data.view(np.uint16).reshape(len(column), BINS)
 
 
 def prune_near(con: duckdb.DuckDBPyConnection, pairs: str, prints: str, target: Path) -> None:
     """Keep the candidate pairs whose signatures estimate a similarity of at least
     `MIN_ESTIMATE` (far below 0.8: a true pair is dropped with probability about 1e-6)."""
-    schema = pa.schema([("paper_id_a", pa.string()), ("paper_id_b", pa.string())])
+    schema = pa.schema([pa.field("paper_id_a", pa.string()), pa.field("paper_id_b", pa.string())])
     reader = con.sql(
         f"""SELECT p.paper_id_a, p.paper_id_b, x.fingerprint AS x, y.fingerprint AS y
         FROM read_parquet({pairs}) AS p
@@ -195,7 +209,7 @@ def write_name_keys(authors: Path, target: Path) -> None:
             ]
             if rows:
                 columns_out = [list(c) for c in zip(*rows, strict=True)]
-                out.write_batch(pa.record_batch(columns_out, _NAME_KEYS))
+                out.write_batch(_batch(columns_out, _NAME_KEYS))
 
 
 def _near_pairs_sql(bands: str) -> str:
@@ -243,6 +257,18 @@ def _paper_candidates_sql(papers: str, titles: str, near: str) -> str:
     """
 
 
+@contextmanager
+def _one_thread(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Run queries that scan papers' abstracts on one thread: each scanning thread holds a
+    whole row group of texts (150 MB at 1M papers), two of them overran 512 MB."""
+    threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
+    con.execute("SET threads = 1")
+    try:
+        yield
+    finally:
+        con.execute(f"SET threads = {int(threads)}")
+
+
 def score_parts(candidates: int, memory_limit: str) -> int:
     """How many parts to score candidates in, so that one part's texts fit in memory."""
     return max(1, -(-candidates * PAIR_BYTES // limit_bytes(memory_limit)))
@@ -254,10 +280,7 @@ def score_papers(
     """The exact similarity of each candidate pair; NEAR_ABSTRACT pairs under 0.8 dropped.
     Candidates are scored in `parts` parts (by a hash of paper_id_a) to bound memory."""
     schema = PAPER_REVIEW.arrow_schema
-    # One thread: each scan of papers holds a whole row group of texts (150 MB at 1M papers).
-    threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
-    con.execute("SET threads = 1")
-    with _writer(target, schema) as out:
+    with _one_thread(con), _writer(target, schema) as out:
         for part in range(parts):
             reader = con.sql(
                 f"""SELECT c.paper_id_a, c.paper_id_b, c.reason, x.abstract, y.abstract
@@ -269,10 +292,7 @@ def score_papers(
             for batch in reader:
                 kept = _scored(batch)
                 if kept:
-                    out.write_batch(
-                        pa.record_batch([list(c) for c in zip(*kept, strict=True)], schema)
-                    )
-    con.execute(f"SET threads = {int(threads)}")
+                    out.write_batch(_batch([list(c) for c in zip(*kept, strict=True)], schema))
 
 
 def _scored(batch: pa.RecordBatch) -> list[tuple[str, str, str, float | None]]:
@@ -415,7 +435,8 @@ def build_reviews(
             prune_near(con, lit(banded), lit(work / "fingerprints.parquet"), near)
             candidates = work / "paper_candidates.parquet"
             sql = _paper_candidates_sql(lit(papers), lit(work / "title_keys.parquet"), lit(near))
-            con.execute(f"COPY ({sql}) TO {lit(candidates)} (FORMAT parquet)")
+            with _one_thread(con):
+                con.execute(f"COPY ({sql}) TO {lit(candidates)} (FORMAT parquet)")
             scored = work / "paper_scored.parquet"
             rows = con.execute(f"SELECT count(*) FROM read_parquet({lit(candidates)})").fetchall()
             parts = score_parts(int(rows[0][0]), memory_limit)
