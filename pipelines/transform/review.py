@@ -72,13 +72,15 @@ PAIR_BYTES = 8192
 BATCH_ROWS = 16_384
 
 _TITLE_KEYS = pa.schema([pa.field("paper_id", pa.string()), pa.field("title_key", pa.string())])
-_BAND_KEYS = pa.schema(
-    [pa.field("paper_id", pa.string()), pa.field("band", pa.uint8()), pa.field("key", pa.uint64())]
-)
+_BAND_TYPES: dict[str, pa.DataType] = {
+    "paper_id": pa.string(),
+    "band": pa.uint8(),
+    "key": pa.uint64(),
+}
+_BAND_KEYS = pa.schema(_BAND_TYPES)
 _FINGERPRINT = pa.binary(2 * BINS)
-_FINGERPRINTS = pa.schema(
-    [pa.field("paper_id", pa.string()), pa.field("fingerprint", _FINGERPRINT)]
-)
+_FINGERPRINT_TYPES: dict[str, pa.DataType] = {"paper_id": pa.string(), "fingerprint": _FINGERPRINT}
+_FINGERPRINTS = pa.schema(_FINGERPRINT_TYPES)
 _NAME_KEYS = pa.schema(
     [
         ("author_id", pa.string()),
@@ -178,7 +180,8 @@ def prune_near(con: duckdb.DuckDBPyConnection, pairs: str, prints: str, target: 
                 mask = pa.array(keep)
                 out.write_batch(
                     pa.record_batch(
-                        [batch.column(0).filter(mask), batch.column(1).filter(mask)], schema
+                        [batch.column(0).filter(mask), batch.column(1).filter(mask)],
+                        schema=schema,
                     )
                 )
 
