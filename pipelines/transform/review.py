@@ -3,22 +3,25 @@
 The rules are `authorgraph.transforms.review`'s; this module finds the same pairs without
 comparing all pairs and without holding a table in Python:
 1. keys, written to Parquet in `work_dir` chunk by chunk (pyarrow `iter_batches`): each paper's
-   folded title, each abstract's LSH band keys (`minhash.band_keys`), each author's folded name
-   parts. The folding is Python's own (`fold_title`, `fold_name`), so the joins are exact;
+   folded title; each abstract's MinHash signature (`minhash.signatures`), as LSH band keys and
+   as a 16-bit-per-bin fingerprint; each author's folded name parts. The folding is Python's
+   own (`fold_title`, `fold_name`), so the joins on it are exact;
 2. candidate pairs, in DuckDB (bounded memory, spilling to `work_dir`): SAME_TITLE from the
-   folded-title groups; NEAR_ABSTRACT from abstracts sharing at least `MIN_BANDS` band keys;
-   ACCENTS and INITIALS from self-joins on the folded display name and on (folded family name,
-   first letter of the first given name), INITIALS checked token by token in SQL over tokens
-   Python folded;
+   folded-title groups, abstracts compared by MD5 (no text held in a join); NEAR_ABSTRACT from
+   abstracts sharing at least `MIN_BANDS` band keys whose fingerprints estimate a similarity of
+   at least `MIN_ESTIMATE`; ACCENTS and INITIALS from self-joins on the folded display name and
+   on (folded family name, first letter of the first given name), INITIALS checked token by
+   token in SQL over tokens Python folded;
 3. the exact similarity of each paper candidate, in Python (`word_shingles`), streamed in
-   batches; NEAR_ABSTRACT candidates under 0.8 are dropped;
+   batches and in parts sized to the memory limit; NEAR_ABSTRACT candidates under 0.8 dropped;
 4. the queues written to `parquet_dir` in key order, in the declared Arrow schemas; shared
    coauthors counted in DuckDB for the flagged author pairs only.
 
 Nothing here changes papers, authors or authorship.
 
 NEAR_ABSTRACT is a probabilistic search: with 20 bands of 5 rows and 2 bands required, a pair
-of similarity 0.9 is missed with probability about 5e-7, a pair at 0.8 about 4e-3.
+of similarity 0.9 is missed with probability about 5e-7, a pair at 0.8 about 4e-3 (the
+estimate's cut at 0.6 is 5 standard deviations under 0.8 and adds about 3e-7).
 """
 
 from __future__ import annotations
