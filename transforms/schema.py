@@ -233,12 +233,79 @@ VALIDATION_RESULTS = Table(
     primary_key=("run_id", "ordinal"),
 )
 
+F64 = pa.float64()
+
+PAPER_REVIEW = Table(
+    name="paper_review",
+    comment=(
+        "Pairs of distinct papers that may be one paper (same title, or near-equal abstracts), "
+        "for a person to review; nothing is merged."
+    ),
+    columns=(
+        Column("paper_id_a", STR, False, "The pair's smaller paper id (papers.paper_id)."),
+        Column("paper_id_b", STR, False, "The pair's larger paper id (papers.paper_id)."),
+        Column(
+            "reason",
+            STR,
+            False,
+            "SAME_TITLE (folded titles equal, abstracts differ) or NEAR_ABSTRACT "
+            "(abstract similarity >= 0.8); a pair meeting both is SAME_TITLE.",
+        ),
+        Column(
+            "score",
+            F64,
+            True,
+            "Jaccard similarity of the abstracts' word 3-grams (casefolded); null when an "
+            "abstract is missing or has fewer than 3 words.",
+        ),
+    ),
+    primary_key=("paper_id_a", "paper_id_b"),
+    foreign_keys=(
+        ForeignKey("paper_id_a", "papers", "paper_id"),
+        ForeignKey("paper_id_b", "papers", "paper_id"),
+    ),
+)
+
+AUTHOR_REVIEW = Table(
+    name="author_review",
+    comment=(
+        "Pairs of distinct authors that may be one person (names equal but for accents, or "
+        "given names compatible as initials), for a person to review; nothing is merged."
+    ),
+    columns=(
+        Column("author_id_a", STR, False, "The pair's smaller author id (authors.author_id)."),
+        Column("author_id_b", STR, False, "The pair's larger author id (authors.author_id)."),
+        Column(
+            "reason",
+            STR,
+            False,
+            "ACCENTS (display names equal without accents and case) or INITIALS (family names "
+            "equal so, given names compatible as initials); a pair meeting both is ACCENTS.",
+        ),
+        Column(
+            "shared_coauthors",
+            I64,
+            False,
+            "Authors other than the two who share a paper with both (from authorship).",
+        ),
+    ),
+    primary_key=("author_id_a", "author_id_b"),
+    foreign_keys=(
+        ForeignKey("author_id_a", "authors", "author_id"),
+        ForeignKey("author_id_b", "authors", "author_id"),
+    ),
+)
+
+#: The review queues: built from the core tables, published beside them, never merged into them.
+REVIEW_TABLES: tuple[Table, ...] = (PAPER_REVIEW, AUTHOR_REVIEW)
+
 #: The three tables the suites validate, in load order (referenced tables first).
 CORE_TABLES: tuple[Table, ...] = (AUTHORS, PAPERS, AUTHORSHIP)
 #: The listing ledger: how listings on pages became papers (checked by the `ledger` suite).
 LEDGER_TABLES: tuple[Table, ...] = (PAPER_VARIANTS, LISTINGS)
-#: Every table the build makes from the parsed pages, in load order.
-BUILT_TABLES: tuple[Table, ...] = (*CORE_TABLES, *LEDGER_TABLES)
+#: Every table the build makes from the parsed pages, in load order (the review queues are
+#: made from the core tables once they are built).
+BUILT_TABLES: tuple[Table, ...] = (*CORE_TABLES, *LEDGER_TABLES, *REVIEW_TABLES)
 #: Every published table, in load order.
 ALL_TABLES: tuple[Table, ...] = (
     *BUILT_TABLES,

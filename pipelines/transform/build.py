@@ -10,7 +10,8 @@ Steps, in the staging folder of one run:
    `version/state/variants/part-*.parquet` (each distinct paper text once);
 2. the core tables from that cache, first copy in file order winning (`arg_min`), inserted
    in key order into the staged DuckDB file (keys, foreign keys, comments);
-3. each core table copied out to `version/parquet/<table>.parquet`, in key order.
+3. each core table copied out to `version/parquet/<table>.parquet`, in key order;
+4. the review queues from those files (`authorgraph.pipelines.transform.review`).
 
 Wide rows (paper texts) are never sorted or de-duplicated all at once: when the texts are
 larger than the memory limit, steps 1 and 2 run in parts by paper-id prefix (ids are hex
@@ -49,7 +50,8 @@ from authorgraph.pipelines.load.publish import (
     sql_literal,
     table_ddl,
 )
-from authorgraph.transforms.schema import BUILT_TABLES, LEDGER_TABLES
+from authorgraph.pipelines.transform.review import build_reviews
+from authorgraph.transforms.schema import CORE_TABLES, LEDGER_TABLES, REVIEW_TABLES
 
 #: Columns of the cached per-page rows (with the content hash they were parsed from).
 CACHE_COLUMNS: dict[str, dict[str, str]] = {
@@ -142,6 +144,11 @@ PART_KEYS = {"papers": "paper_id", "paper_variants": "paper_id"}
 HEX = "0123456789abcdef"
 #: Memory DuckDB takes to de-duplicate or sort rows, per byte of their uncompressed data.
 TEXT_EXPANSION = 2
+#: Rows per row group of the built tables' Parquet: a reader (validation chunks, the review
+#: queues' scans of abstracts) holds about one row group of a column at a time, so this bounds
+#: its memory (DuckDB's default, 122,880 rows, is 150 MB of papers' texts); the writer, too,
+#: buffers a row group: 4,096 rows of long random texts fit a 128MB limit, 16,384 did not.
+ROW_GROUP_ROWS = 4_096
 #: The variants cache is a folder of parts (`part-<id prefix>.parquet`).
 VARIANTS_DIR = "variants"
 
@@ -300,7 +307,7 @@ def write_cache(
 @dataclass(frozen=True)
 class Built:
     """What a build made: rows per table, and seconds per step (`cache`, `core`, `ledger`,
-    ...; the benchmark reports what each part of the dataset costs)."""
+    `review`; the benchmark reports what each part of the dataset costs)."""
 
     counts: dict[str, int]
     seconds: dict[str, float]
@@ -319,7 +326,7 @@ def build_core(
     make_dir(parquet_dir)
     counts = {}
     seconds = {} if seconds is None else seconds
-    for table in BUILT_TABLES:
+    for table in (*CORE_TABLES, *LEDGER_TABLES):
         started = time.perf_counter()
         for statement in table_ddl(table):
             con.execute(statement)
@@ -340,7 +347,8 @@ def build_core(
         con.execute("SET preserve_insertion_order = true")
         con.execute("SET threads = 1")
         con.execute(
-            f"COPY {table.name} TO {sql_literal(str(target))} (FORMAT parquet, COMPRESSION zstd)"
+            f"COPY {table.name} TO {sql_literal(str(target))} (FORMAT parquet, COMPRESSION zstd, "
+            f"ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
         )
         con.execute("SET preserve_insertion_order = false")
         con.execute(f"SET threads = {int(threads[0]) if threads else 1}")
@@ -368,6 +376,21 @@ def build_tables(stage_dir: Path, inputs: CacheInputs, limits: BuildLimits) -> B
             seconds = {"cache": time.perf_counter() - started}
             counts = build_core(con, version / PARQUET_DIR, version / STATE_DIR, prefixes, seconds)
             con.execute("DROP SCHEMA cache CASCADE")
+        # The review queues, from the core tables' Parquet (their own bounded DuckDB; the
+        # staged file is closed meanwhile, so the two never hold memory at once).
+        started = time.perf_counter()
+        work = stage_dir / "review"
+        counts.update(
+            build_reviews(version / PARQUET_DIR, work, limits.memory_limit, limits.threads)
+        )
+        shutil.rmtree(work, ignore_errors=True)
+        with staging_connection(stage_dir, limits) as con:
+            for table in REVIEW_TABLES:
+                for statement in table_ddl(table):
+                    con.execute(statement)
+                source = sql_literal(str(version / PARQUET_DIR / f"{table.name}.parquet"))
+                con.execute(f"INSERT INTO {table.name} SELECT * FROM read_parquet({source})")
+        seconds["review"] = time.perf_counter() - started
     except duckdb.OutOfMemoryException:
         raise MemoryLimitReached(
             f"DuckDB needed more than its {limits.memory_limit} memory limit to build the "

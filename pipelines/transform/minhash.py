@@ -1,0 +1,149 @@
+"""Candidate search for near-equal abstracts: MinHash signatures and LSH band keys, vectorized.
+
+Per chunk of abstracts (Arrow strings), in polars and numpy, with no Python loop per abstract
+or per word:
+1. words: lowercased, split on spaces and newlines (an approximation of the exact rule's
+   `casefold().split()`, good enough to find candidates; every candidate is checked exactly
+   afterwards);
+2. each word hashed (polars), each run of 3 words of one abstract mixed into a 64-bit shingle
+   hash;
+3. one-permutation MinHash: the hash picks one of `BINS` bins and each bin keeps its smallest
+   value (a sort, not a loop); empty bins take the next non-empty bin's value (rotation
+   densification), so short abstracts still get `BINS` comparable values;
+4. LSH: `BANDS` bands of `ROWS` bins (strided), each hashed to a 64-bit key. Two abstracts
+   of similarity J share a band's key with probability about J**ROWS.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+import pyarrow as pa
+
+BANDS = 20
+ROWS = 5
+BINS = BANDS * ROWS
+#: Abstracts per chunk: the chunk's bytes set the memory (about 50 bytes per text byte).
+CHUNK_ROWS = 4096
+_DOC_BITS = 12  # CHUNK_ROWS fits
+_BIN_BITS = 8  # up to 256 bins
+_VALUE_BITS = 64 - _DOC_BITS - _BIN_BITS
+assert 1 << _DOC_BITS >= CHUNK_ROWS and 1 << _BIN_BITS >= BINS
+
+U64 = npt.NDArray[np.uint64]
+_WORD_SEED = 20261127
+_rng = np.random.default_rng(20261127)  # fixed: keys are comparable across runs
+_WORD_MUL = _rng.integers(1, 1 << 63, size=3, dtype=np.uint64) | np.uint64(1)
+_BAND_MUL = _rng.integers(1, 1 << 63, size=16, dtype=np.uint64) | np.uint64(1)
+_ROTATE_MUL = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(x: U64) -> U64:
+    """splitmix64's finalizer (in place, wrapping): spreads every input bit over the output."""
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(31)
+    return x
+
+
+def shingle_hashes(texts: pa.Array) -> tuple[npt.NDArray[np.int64], U64]:
+    """(text index, 64-bit hash) of every word 3-gram of every text (no nulls in `texts`)."""
+    words = (
+        pl.DataFrame({"text": pl.Series(texts, dtype=pl.String)})
+        .with_row_index("index")
+        .select(
+            "index",
+            pl.col("text")
+            .str.to_lowercase()
+            .str.replace_all("\n", " ", literal=True)
+            .str.split(" ")
+            .alias("word"),
+        )
+        .explode("word")
+        .filter(pl.col("word") != "")
+        .select("index", pl.col("word").hash(_WORD_SEED))
+    )
+    text = words["index"].to_numpy().astype(np.int64)
+    hashed = words["word"].to_numpy()
+    with np.errstate(over="ignore"):
+        same = text[:-2] == text[2:]
+        shingles = hashed[:-2] * _WORD_MUL[0] + hashed[1:-1] * _WORD_MUL[1]
+        shingles += hashed[2:] * _WORD_MUL[2]
+        return text[:-2][same], _mix(shingles[same])
+
+
+def signatures(texts: pa.Array, bins: int = BINS) -> tuple[U64, npt.NDArray[np.bool_]]:
+    """One-permutation MinHash signatures, shape (len(texts), bins), densified, and which texts
+    have any 3-gram (the others' signatures are meaningless). At most CHUNK_ROWS texts, no
+    nulls."""
+    count = len(texts)
+    if count > CHUNK_ROWS or not 0 < bins <= 1 << _BIN_BITS:
+        raise ValueError(f"at most {CHUNK_ROWS} texts and {1 << _BIN_BITS} bins per call")
+    text, hashes = shingle_hashes(texts)
+    with np.errstate(over="ignore"):
+        bin_of = ((hashes >> np.uint64(32)) * np.uint64(bins)) >> np.uint64(32)
+        value_mask = np.uint64((1 << _VALUE_BITS) - 1)
+        packed = (text.astype(np.uint64) << np.uint64(64 - _DOC_BITS)) | (
+            bin_of << np.uint64(_VALUE_BITS)
+        )
+        packed |= hashes & value_mask
+    # Sorted, the first value of each (text, bin) is its minimum.
+    packed = pl.Series(packed, dtype=pl.UInt64).sort().to_numpy()
+    cell = packed >> np.uint64(_VALUE_BITS)
+    first = np.ones(len(packed), dtype=bool)
+    first[1:] = cell[1:] != cell[:-1]
+    cell = cell[first]
+    flat = (cell >> np.uint64(_BIN_BITS)).astype(np.int64) * bins + (
+        cell & np.uint64((1 << _BIN_BITS) - 1)
+    ).astype(np.int64)
+    empty = np.uint64(1 << 63)
+    table = np.full(count * bins, empty, dtype=np.uint64)
+    table[flat] = packed[first] & value_mask
+    grid = table.reshape(count, bins)
+    valid = (grid != empty).any(axis=1)
+    # Rotation densification: an empty bin takes the next non-empty bin's value (cyclically)
+    # plus a multiple of its distance.
+    doubled = np.concatenate([grid, grid], axis=1)
+    position = np.where(doubled != empty, np.arange(2 * bins), 2 * bins - 1)
+    following = np.minimum.accumulate(position[:, ::-1], axis=1)[:, ::-1][:, :bins]
+    with np.errstate(over="ignore"):
+        distance = (following - np.arange(bins)).astype(np.uint64)
+        dense = np.take_along_axis(doubled, following, axis=1) + distance * _ROTATE_MUL
+    return dense, valid
+
+
+def keys_of(dense: U64, bands: int = BANDS, rows: int = ROWS) -> U64:
+    """LSH band keys of signatures, shape (len(dense), bands): band b hashes bins b, b + bands,
+    b + 2 * bands, ... (strided, so a densified bin and the neighbour it copies fall in
+    different bands)."""
+    with np.errstate(over="ignore"):
+        keys = (dense.reshape(len(dense), rows, bands) * _BAND_MUL[:rows, None]).sum(
+            axis=1, dtype=np.uint64
+        )
+    return _mix(keys)
+
+
+def band_keys(
+    texts: pa.Array, bands: int = BANDS, rows: int = ROWS
+) -> tuple[U64, npt.NDArray[np.bool_]]:
+    """LSH band keys of texts (`keys_of` their signatures), and which texts have any 3-gram
+    (the others' keys are meaningless)."""
+    dense, valid = signatures(texts, bands * rows)
+    return keys_of(dense, bands, rows), valid
+
+
+def fingerprints(dense: U64) -> npt.NDArray[np.uint16]:
+    """16 bits of each signature value: enough to count equal bins (a chance match of two
+    different values is 1 in 65,536), at a quarter of the size."""
+    return (_mix(dense.copy()) >> np.uint64(48)).astype(np.uint16)
+
+
+def estimated_similarity(
+    a: npt.NDArray[np.uint16], b: npt.NDArray[np.uint16]
+) -> npt.NDArray[np.float64]:
+    """The share of equal bins of paired fingerprints (rows of `a` and `b`): an unbiased
+    estimate of the texts' similarity, standard deviation about sqrt(J(1-J)/BINS)."""
+    return np.asarray((a == b).mean(axis=1), dtype=np.float64)

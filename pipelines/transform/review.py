@@ -1,0 +1,471 @@
+"""Build the review queues (paper_review, author_review) out of core from the built tables.
+
+The rules are `authorgraph.transforms.review`'s; this module finds the same pairs without
+comparing all pairs and without holding a table in Python:
+1. keys, written to Parquet in `work_dir` chunk by chunk (pyarrow `iter_batches`): each paper's
+   folded title; each abstract's MinHash signature (`minhash.signatures`), as LSH band keys and
+   as a 16-bit-per-bin fingerprint; each author's folded name parts. The folding is Python's
+   own (`fold_title`, `fold_name`), so the joins on it are exact;
+2. candidate pairs, in DuckDB (bounded memory, spilling to `work_dir`): SAME_TITLE from the
+   folded-title groups, abstracts compared by MD5 (no text held in a join); NEAR_ABSTRACT from
+   abstracts sharing at least `MIN_BANDS` band keys whose fingerprints estimate a similarity of
+   at least `MIN_ESTIMATE`; ACCENTS and INITIALS from self-joins on the folded display name and
+   on (folded family name, first letter of the first given name), INITIALS checked token by
+   token in SQL over tokens Python folded;
+3. the exact similarity of each paper candidate, in Python (`word_shingles`), streamed in
+   batches and in parts sized to the memory limit; NEAR_ABSTRACT candidates under 0.8 dropped;
+4. the queues written to `parquet_dir` in key order, in the declared Arrow schemas; shared
+   coauthors counted in DuckDB for the flagged author pairs only.
+
+Nothing here changes papers, authors or authorship.
+
+NEAR_ABSTRACT is a probabilistic search: with 20 bands of 5 rows and 2 bands required, a pair
+of similarity 0.9 is missed with probability about 5e-7, a pair at 0.8 about 4e-3 (the
+estimate's cut at 0.6 is 5 standard deviations under 0.8 and adds about 3e-7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from authorgraph.pipelines.config import limit_bytes
+from authorgraph.pipelines.load.errors import MemoryLimitReached
+from authorgraph.pipelines.load.publish import make_dir, no_world_write, os_errors, sql_literal
+from authorgraph.pipelines.transform.minhash import (
+    BANDS,
+    BINS,
+    CHUNK_ROWS,
+    estimated_similarity,
+    fingerprints,
+    keys_of,
+    signatures,
+)
+from authorgraph.transforms.review import (
+    ACCENTS,
+    INITIALS,
+    NEAR_ABSTRACT,
+    SAME_TITLE,
+    Shingles,
+    fold_name,
+    fold_title,
+    initial_of,
+    is_near,
+    jaccard,
+    word_shingles,
+)
+from authorgraph.transforms.schema import AUTHOR_REVIEW, PAPER_REVIEW, Table
+
+#: A pair of abstracts is a NEAR_ABSTRACT candidate when it shares this many band keys ...
+MIN_BANDS = 2
+#: ... and its signatures estimate a similarity of at least this (5 standard deviations under
+#: 0.8 with 100 bins), before the exact check.
+MIN_ESTIMATE = 0.6
+#: Memory a candidate pair takes while scored (its two abstracts, in DuckDB's join and here).
+PAIR_BYTES = 8192
+#: Rows per batch when reading titles and names, and when scoring candidates.
+BATCH_ROWS = 16_384
+
+_TITLE_KEYS = pa.schema([pa.field("paper_id", pa.string()), pa.field("title_key", pa.string())])
+_BAND_TYPES: dict[str, pa.DataType] = {
+    "paper_id": pa.string(),
+    "band": pa.uint8(),
+    "key": pa.uint64(),
+}
+_BAND_KEYS = pa.schema(_BAND_TYPES)
+_FINGERPRINT = pa.binary(2 * BINS)
+_FINGERPRINT_TYPES: dict[str, pa.DataType] = {"paper_id": pa.string(), "fingerprint": _FINGERPRINT}
+_FINGERPRINTS = pa.schema(_FINGERPRINT_TYPES)
+_NAME_KEYS = pa.schema(
+    [
+        ("author_id", pa.string()),
+        ("display_name", pa.string()),
+        ("name_key", pa.string()),
+        ("family_key", pa.string()),
+        ("block", pa.string()),
+        ("tokens", pa.list_(pa.string())),
+        ("initials", pa.list_(pa.string())),
+        ("firsts", pa.list_(pa.string())),
+    ]
+)
+
+
+@contextmanager
+def _writer(path: Path, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
+    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+        yield writer
+    no_world_write(path)
+
+
+def _batch(columns: list[list[Any]], schema: pa.Schema) -> pa.RecordBatch:
+    """A record batch of Python values, typed by `schema`."""
+    arrays = [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def write_title_keys(papers: Path, target: Path) -> None:
+    """(paper_id, folded title) of every paper, read and written in batches."""
+    with _writer(target, _TITLE_KEYS) as out:
+        for batch in pq.ParquetFile(papers).iter_batches(BATCH_ROWS, columns=["paper_id", "title"]):
+            keys = [fold_title(str(t)) for t in batch.column(1).to_pylist()]
+            out.write_batch(_batch([batch.column(0).to_pylist(), keys], _TITLE_KEYS))
+
+
+def write_band_keys(papers: Path, target: Path, fingerprint_target: Path) -> None:
+    """(paper_id, band, key) for every abstract with a 3-gram, and its signature's fingerprint
+    (paper_id, fingerprint), CHUNK_ROWS abstracts at a time."""
+    bands = np.arange(BANDS, dtype=np.uint8)
+    with (
+        _writer(target, _BAND_KEYS) as out,
+        _writer(fingerprint_target, _FINGERPRINTS) as prints,
+    ):
+        for batch in pq.ParquetFile(papers).iter_batches(
+            CHUNK_ROWS, columns=["paper_id", "abstract"]
+        ):
+            present = batch.column(1).is_valid()
+            ids, texts = batch.column(0).filter(present), batch.column(1).filter(present)
+            dense, valid = signatures(texts)
+            rows = np.flatnonzero(valid)
+            if not len(rows):
+                continue
+            kept_ids = ids.take(rows).cast(pa.string())
+            keys = keys_of(dense[rows])
+            out.write_batch(
+                pa.record_batch(
+                    [
+                        kept_ids.take(np.repeat(np.arange(len(rows)), BANDS)),
+                        pa.array(np.tile(bands, len(rows))),
+                        pa.array(keys.reshape(-1)),
+                    ],
+                    schema=_BAND_KEYS,
+                )
+            )
+            blob = pa.py_buffer(np.ascontiguousarray(fingerprints(dense[rows])).tobytes())
+            column = pa.FixedSizeBinaryArray.from_buffers(_FINGERPRINT, len(rows), [None, blob])
+            prints.write_batch(pa.record_batch([kept_ids, column], schema=_FINGERPRINTS))
+
+
+def _fingerprint_rows(column: pa.Array) -> npt.NDArray[np.uint16]:
+    """A column of fingerprints (fixed- or variable-size binary, all 2 * BINS bytes, no nulls)
+    as an array of shape (rows, BINS)."""
+    column = column.cast(pa.large_binary())
+    offset_buffer, data_buffer = column.buffers()[1:3]
+    assert offset_buffer is not None and data_buffer is not None
+    offsets = np.frombuffer(memoryview(offset_buffer), np.int64)
+    offsets = offsets[column.offset :][: len(column) + 1]
+    data = np.frombuffer(memoryview(data_buffer), np.uint8)[offsets[0] : offsets[-1]]
+    return data.view(np.uint16).reshape(len(column), BINS)
+
+
+def prune_near(con: duckdb.DuckDBPyConnection, pairs: str, prints: str, target: Path) -> None:
+    """Keep the candidate pairs whose signatures estimate a similarity of at least
+    `MIN_ESTIMATE` (far below 0.8: a true pair is dropped with probability about 1e-6)."""
+    schema = pa.schema([pa.field("paper_id_a", pa.string()), pa.field("paper_id_b", pa.string())])
+    reader = con.sql(
+        f"""SELECT p.paper_id_a, p.paper_id_b, x.fingerprint AS x, y.fingerprint AS y
+        FROM read_parquet({pairs}) AS p
+        JOIN read_parquet({prints}) AS x ON x.paper_id = p.paper_id_a
+        JOIN read_parquet({prints}) AS y ON y.paper_id = p.paper_id_b"""
+    ).to_arrow_reader(BATCH_ROWS)
+    with _writer(target, schema) as out:
+        for batch in reader:
+            x, y = _fingerprint_rows(batch.column("x")), _fingerprint_rows(batch.column("y"))
+            keep = estimated_similarity(x, y) >= MIN_ESTIMATE
+            if keep.any():
+                mask = pa.array(keep)
+                out.write_batch(
+                    pa.record_batch(
+                        [batch.column(0).filter(mask), batch.column(1).filter(mask)],
+                        schema=schema,
+                    )
+                )
+
+
+def _name_row(
+    author_id: str, display: str, family: str | None, given: str | None
+) -> tuple[object, ...]:
+    tokens = fold_name(given).split() if family is not None and given is not None else None
+    return (
+        author_id,
+        display,
+        fold_name(display),
+        fold_name(family) if tokens is not None and family is not None else None,
+        (tokens[0][:1] if tokens else None),
+        tokens,
+        [initial_of(t) for t in tokens] if tokens is not None else None,
+        [t[:1] for t in tokens] if tokens is not None else None,
+    )
+
+
+def write_name_keys(authors: Path, target: Path) -> None:
+    """Each author's folded display name, folded family name and folded given-name tokens."""
+    columns = ["author_id", "display_name", "family_name", "given_name"]
+    with _writer(target, _NAME_KEYS) as out:
+        for batch in pq.ParquetFile(authors).iter_batches(BATCH_ROWS, columns=columns):
+            rows = [
+                _name_row(*r) for r in zip(*(c.to_pylist() for c in batch.columns), strict=True)
+            ]
+            if rows:
+                columns_out = [list(c) for c in zip(*rows, strict=True)]
+                out.write_batch(_batch(columns_out, _NAME_KEYS))
+
+
+def _near_pairs_sql(bands: str) -> str:
+    """Pairs of abstracts sharing at least MIN_BANDS band keys."""
+    return f"""
+        SELECT x.paper_id AS paper_id_a, y.paper_id AS paper_id_b
+        FROM read_parquet({bands}) AS x
+        JOIN read_parquet({bands}) AS y
+          ON x.band = y.band AND x.key = y.key AND x.paper_id < y.paper_id
+        GROUP BY ALL HAVING count(*) >= {MIN_BANDS}
+    """
+
+
+def _paper_candidates_sql(papers: str, titles: str, near: str) -> str:
+    return f"""
+        WITH title_groups AS (
+            SELECT title_key, min(paper_id) AS head FROM read_parquet({titles})
+            GROUP BY title_key HAVING count(*) > 1
+        ),
+        members AS (
+            SELECT t.paper_id, g.head FROM read_parquet({titles}) AS t
+            JOIN title_groups AS g USING (title_key)
+        ),
+        -- Abstracts compared by their MD5 (equal digests: equal texts; two nulls are equal),
+        -- so no text is held in a join.
+        digests AS (
+            SELECT paper_id, md5_number(abstract) AS digest FROM read_parquet({papers})
+            SEMI JOIN members USING (paper_id)
+        ),
+        same_title AS (
+            SELECT m.head AS paper_id_a, m.paper_id AS paper_id_b
+            FROM members AS m
+            JOIN digests AS x ON x.paper_id = m.head
+            JOIN digests AS y ON y.paper_id = m.paper_id
+            WHERE m.paper_id <> m.head AND x.digest IS DISTINCT FROM y.digest
+        ),
+        near AS (SELECT paper_id_a, paper_id_b FROM read_parquet({near})),
+        final AS (
+            SELECT *, '{SAME_TITLE}' AS reason FROM same_title
+            UNION ALL
+            SELECT *, '{NEAR_ABSTRACT}' AS reason FROM near
+            ANTI JOIN same_title USING (paper_id_a, paper_id_b)
+        )
+        SELECT * FROM final
+    """
+
+
+@contextmanager
+def _one_thread(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Run queries that scan papers' abstracts on one thread: each scanning thread holds a
+    whole row group of texts (150 MB at 1M papers), two of them overran 512 MB."""
+    threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
+    con.execute("SET threads = 1")
+    try:
+        yield
+    finally:
+        con.execute(f"SET threads = {int(threads)}")
+
+
+def score_parts(candidates: int, memory_limit: str) -> int:
+    """How many parts to score candidates in, so that one part's texts fit in memory."""
+    return max(1, -(-candidates * PAIR_BYTES // limit_bytes(memory_limit)))
+
+
+def score_papers(
+    con: duckdb.DuckDBPyConnection, papers: str, candidates: str, target: Path, parts: int
+) -> None:
+    """The exact similarity of each candidate pair; NEAR_ABSTRACT pairs under 0.8 dropped.
+    Candidates are scored in `parts` parts (by a hash of paper_id_a) to bound memory."""
+    schema = PAPER_REVIEW.arrow_schema
+    with _one_thread(con), _writer(target, schema) as out:
+        for part in range(parts):
+            reader = con.sql(
+                f"""SELECT c.paper_id_a, c.paper_id_b, c.reason, x.abstract, y.abstract
+                FROM read_parquet({candidates}) AS c
+                JOIN read_parquet({papers}) AS x ON x.paper_id = c.paper_id_a
+                JOIN read_parquet({papers}) AS y ON y.paper_id = c.paper_id_b
+                WHERE hash(c.paper_id_a) % {parts} = {part}"""
+            ).to_arrow_reader(BATCH_ROWS)
+            for batch in reader:
+                kept = _scored(batch)
+                if kept:
+                    out.write_batch(_batch([list(c) for c in zip(*kept, strict=True)], schema))
+
+
+def _scored(batch: pa.RecordBatch) -> list[tuple[str, str, str, float | None]]:
+    """The batch's pairs with their exact similarity, NEAR_ABSTRACT pairs under 0.8 dropped."""
+    kept: list[tuple[str, str, str, float | None]] = []
+    shingles: dict[str, Shingles | None] = {}  # a star's head may recur in a batch
+    for id_a, id_b, reason, text_a, text_b in zip(
+        *(c.to_pylist() for c in batch.columns), strict=True
+    ):
+        if id_a not in shingles:
+            shingles[id_a] = word_shingles(text_a)
+        a, b = shingles[id_a], word_shingles(text_b)
+        if reason == SAME_TITLE or is_near(a, b):
+            kept.append((id_a, id_b, reason, jaccard(a, b)))
+    return kept
+
+
+def _author_pairs_sql(names: str) -> str:
+    agree = (
+        "x.tokens[i] = y.tokens[i] OR coalesce(x.initials[i] = y.firsts[i], false) "
+        "OR coalesce(y.initials[i] = x.firsts[i], false)"
+    )
+    compatible = (
+        "list_bool_and(list_transform(range(1, least(len(x.tokens), len(y.tokens)) + 1), "
+        f"lambda i: {agree}))"
+    )
+    return f"""
+        WITH names AS (SELECT * FROM read_parquet({names})),
+        accents AS (
+            SELECT x.author_id AS author_id_a, y.author_id AS author_id_b
+            FROM names AS x JOIN names AS y
+              ON x.name_key = y.name_key AND x.author_id < y.author_id
+        ),
+        -- INITIALS pairs share the folded family name and the first given token's first letter
+        -- (given names that fold to no token at all are compatible with any given name).
+        blocked AS (
+            SELECT x.*, y.author_id AS y_id FROM names AS x JOIN names AS y
+              ON x.family_key = y.family_key AND x.block = y.block AND x.author_id < y.author_id
+            WHERE x.display_name <> y.display_name AND {compatible}
+        ),
+        unblocked AS (
+            SELECT least(x.author_id, y.author_id) AS author_id_a,
+                   greatest(x.author_id, y.author_id) AS author_id_b
+            FROM names AS x JOIN names AS y
+              ON x.family_key = y.family_key AND x.author_id <> y.author_id
+            WHERE x.block IS NULL AND len(x.tokens) = 0 AND x.display_name <> y.display_name
+        ),
+        initials AS (
+            SELECT author_id AS author_id_a, y_id AS author_id_b FROM blocked
+            UNION SELECT * FROM unblocked
+        ),
+        final AS (
+            SELECT *, '{ACCENTS}' AS reason FROM accents
+            UNION ALL
+            SELECT *, '{INITIALS}' AS reason FROM initials
+            ANTI JOIN accents USING (author_id_a, author_id_b)
+        )
+        SELECT * FROM final
+    """
+
+
+def _shared_coauthors_sql(authorship: str) -> str:
+    return f"""
+        WITH flagged AS (
+            SELECT author_id_a AS author_id FROM author_pairs
+            UNION SELECT author_id_b FROM author_pairs
+        ),
+        links AS (SELECT author_id, paper_id FROM read_parquet({authorship})),
+        coauthors AS (
+            SELECT DISTINCT x.author_id, y.author_id AS other
+            FROM links AS x JOIN links AS y
+              ON x.paper_id = y.paper_id AND x.author_id <> y.author_id
+            WHERE x.author_id IN (SELECT author_id FROM flagged)
+        ),
+        shared AS (
+            SELECT p.author_id_a, p.author_id_b, count(*) AS shared_coauthors
+            FROM author_pairs AS p
+            JOIN coauthors AS ca ON ca.author_id = p.author_id_a
+            JOIN coauthors AS cb ON cb.author_id = p.author_id_b AND cb.other = ca.other
+            WHERE ca.other <> p.author_id_b
+            GROUP BY ALL
+        ),
+        final AS (
+            SELECT p.author_id_a, p.author_id_b, p.reason,
+                   coalesce(s.shared_coauthors, 0) AS shared_coauthors
+            FROM author_pairs AS p LEFT JOIN shared AS s USING (author_id_a, author_id_b)
+        )
+        SELECT * FROM final ORDER BY author_id_a, author_id_b
+    """
+
+
+def _write_sorted(con: duckdb.DuckDBPyConnection, query: str, table: Table, target: Path) -> int:
+    """Stream `query`'s rows (already in key order) into `target` in `table`'s Arrow schema."""
+    schema = table.arrow_schema
+    rows = 0
+    with _writer(target, schema) as out:
+        for batch in con.sql(query).to_arrow_reader(BATCH_ROWS):
+            out.write_table(pa.Table.from_batches([batch]).cast(schema))
+            rows += batch.num_rows
+    return rows
+
+
+@contextmanager
+def _connection(
+    work_dir: Path, memory_limit: str, threads: int
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "memory_limit": memory_limit,
+        "threads": max(threads, 1),
+        "temp_directory": str(make_dir(work_dir / "spill")),
+        "preserve_insertion_order": False,
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+    }
+    with os_errors(), closing(duckdb.connect(config=config)) as con:
+        con.execute("SET enable_progress_bar = false")
+        yield con
+
+
+def build_reviews(
+    parquet_dir: Path, work_dir: Path, memory_limit: str = "512MB", threads: int = 2
+) -> dict[str, int]:
+    """Write `paper_review.parquet` and `author_review.parquet` into `parquet_dir` from its
+    papers, authors and authorship (left unchanged); returns the queues' row counts."""
+    work = make_dir(work_dir)
+    papers, authors = parquet_dir / "papers.parquet", parquet_dir / "authors.parquet"
+    write_title_keys(papers, work / "title_keys.parquet")
+    write_band_keys(papers, work / "band_keys.parquet", work / "fingerprints.parquet")
+    write_name_keys(authors, work / "name_keys.parquet")
+
+    def lit(path: Path) -> str:
+        return sql_literal(str(path))
+
+    try:
+        with _connection(work, memory_limit, threads) as con:
+            banded = work / "near_banded.parquet"
+            near_sql = _near_pairs_sql(lit(work / "band_keys.parquet"))
+            con.execute(f"COPY ({near_sql}) TO {lit(banded)} (FORMAT parquet)")
+            near = work / "near_pairs.parquet"
+            prune_near(con, lit(banded), lit(work / "fingerprints.parquet"), near)
+            candidates = work / "paper_candidates.parquet"
+            sql = _paper_candidates_sql(lit(papers), lit(work / "title_keys.parquet"), lit(near))
+            with _one_thread(con):
+                con.execute(f"COPY ({sql}) TO {lit(candidates)} (FORMAT parquet)")
+            scored = work / "paper_scored.parquet"
+            rows = con.execute(f"SELECT count(*) FROM read_parquet({lit(candidates)})").fetchall()
+            parts = score_parts(int(rows[0][0]), memory_limit)
+            score_papers(con, lit(papers), lit(candidates), scored, parts)
+            counts = {
+                PAPER_REVIEW.name: _write_sorted(
+                    con,
+                    f"SELECT * FROM read_parquet({lit(scored)}) ORDER BY paper_id_a, paper_id_b",
+                    PAPER_REVIEW,
+                    parquet_dir / f"{PAPER_REVIEW.name}.parquet",
+                )
+            }
+            pairs = _author_pairs_sql(lit(work / "name_keys.parquet"))
+            con.execute(f"CREATE TEMP TABLE author_pairs AS {pairs}")
+            counts[AUTHOR_REVIEW.name] = _write_sorted(
+                con,
+                _shared_coauthors_sql(lit(parquet_dir / "authorship.parquet")),
+                AUTHOR_REVIEW,
+                parquet_dir / f"{AUTHOR_REVIEW.name}.parquet",
+            )
+    except duckdb.OutOfMemoryException:
+        raise MemoryLimitReached(
+            f"DuckDB needed more than its {memory_limit} memory limit to build the review "
+            "queues; raise AUTHORGRAPH_MEMORY_LIMIT"
+        ) from None
+    return counts

@@ -1,0 +1,342 @@
+"""Review queues: the exact rules on literal inputs, and the out-of-core build against them."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import tempfile
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+from authorgraph.pipelines.transform.review import build_reviews
+from authorgraph.transforms.review import (
+    author_review,
+    fold_name,
+    fold_title,
+    given_compatible,
+    initials_match,
+    jaccard,
+    paper_review,
+    tokens_agree,
+    word_shingles,
+)
+from authorgraph.transforms.schema import (
+    AUTHOR_REVIEW,
+    AUTHORS,
+    AUTHORSHIP,
+    PAPER_REVIEW,
+    PAPERS,
+    REVIEW_TABLES,
+)
+
+WORDS = [f"w{i}" for i in range(40)]
+
+
+def words(first: int, count: int) -> str:
+    """`count` distinct words x<first>, x<first+1>, ... (every 3-gram distinct)."""
+    return " ".join(f"x{i}" for i in range(first, first + count))
+
+
+def papers_frame(rows: list[tuple[str, str, str | None]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [(pid, title, "arXiv.org Testing", "Testing", abstract) for pid, title, abstract in rows],
+        schema=PAPERS.polars_schema,
+        orient="row",
+    )
+
+
+def authors_frame(rows: list[tuple[str, str, str | None, str | None]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [(aid, display, display, family, given, None) for aid, display, family, given in rows],
+        schema=AUTHORS.polars_schema,
+        orient="row",
+    )
+
+
+def authorship_frame(rows: list[tuple[str, str]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [(aid, pid, "page.txt") for aid, pid in rows], schema=AUTHORSHIP.polars_schema, orient="row"
+    )
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.glob("*.parquet")}
+
+
+def build(
+    folder: Path, papers: pl.DataFrame, authors: pl.DataFrame, authorship: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Write the core tables, run the out-of-core build, check inputs unchanged, read queues."""
+    folder.mkdir(parents=True, exist_ok=True)
+    papers.write_parquet(folder / "papers.parquet")
+    authors.write_parquet(folder / "authors.parquet")
+    authorship.write_parquet(folder / "authorship.parquet")
+    before = digests(folder)
+    counts = build_reviews(folder, folder / "work", memory_limit="256MB", threads=1)
+    inputs = {k: v for k, v in digests(folder).items() if k in before}
+    assert inputs == before, "the review build changed its input tables"
+    queues = []
+    for table in REVIEW_TABLES:
+        path = folder / f"{table.name}.parquet"
+        assert pq.read_schema(path).remove_metadata() == table.arrow_schema
+        queues.append(pl.read_parquet(path))
+        assert counts[table.name] == queues[-1].height
+    return queues[0], queues[1]
+
+
+# --- the folding helpers --------------------------------------------------------------------
+
+
+def test_fold_title_and_shingles() -> None:
+    assert fold_title("  Deep\tLEARNING \n for  Graphs ") == "deep learning for graphs"
+    assert word_shingles(None) is None
+    assert word_shingles("two words") is None
+    assert word_shingles("One two  THREE\nfour") == {
+        ("one", "two", "three"),
+        ("two", "three", "four"),
+    }
+    assert jaccard(word_shingles(words(0, 7)), word_shingles(words(0, 6))) == 0.8
+    assert jaccard(word_shingles("a b c"), None) is None
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "agree"),
+    [
+        ("k.", "koray", True),
+        ("k", "koray", True),
+        ("koray", "k.", True),
+        ("koray", "koray", True),
+        ("j.", "k.", False),
+        ("j.", "john", True),
+        ("jo.", "john", False),  # only a single letter is an initial
+        ("koray", "korey", False),
+    ],
+)
+def test_tokens_agree(a: str, b: str, agree: bool) -> None:
+    assert tokens_agree(a, b) is agree
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "compatible"),
+    [
+        ("K.", "Koray", True),
+        ("A. S.", "André Susano", True),
+        ("A. S.", "Andre Susano", True),
+        ("J. R.", "John", True),  # compared over the shorter list only
+        ("J.", "K.", False),
+        ("John R.", "John Q.", False),
+        ("Élodie", "E.", True),
+    ],
+)
+def test_given_compatible(a: str, b: str, compatible: bool) -> None:
+    assert given_compatible(a, b) is compatible
+
+
+def test_fold_name_and_initials_rule() -> None:
+    assert fold_name("André Susano Pinto") == fold_name("ANDRE SUSANO PINTO")
+    assert initials_match(
+        ("K. Kavukcuoglu", "Kavukcuoglu", "K."), ("Koray Kavukcuoglu", "KAVUKÇUOĞLU", "Koray")
+    )
+    # Unsplit names (no family name) never pair by initials; equal display names never do.
+    assert not initials_match(
+        ("Kavukcuoglu K.", None, None), ("Koray Kavukcuoglu", "Kavukcuoglu", "Koray")
+    )
+    assert not initials_match(("K. Smith", "Smith", "K."), ("K. Smith", "Smith", "K."))
+
+
+# --- paper_review on literal inputs --------------------------------------------------------
+
+LITERAL_PAPERS = [
+    # exactly 0.8 (40 of 50 3-grams shared): NEAR_ABSTRACT
+    ("p01", "Alpha", words(0, 52)),
+    ("p02", "Beta", words(0, 42)),
+    # 15/19 = 0.789: not listed
+    ("p03", "Gamma", words(100, 21)),
+    ("p04", "Delta", words(100, 17)),
+    # a star of 4 with different abstracts (one null, one too short): 3 rows to p05
+    ("p05", "A Star  Title", words(200, 10)),
+    ("p06", "a star title", words(300, 10)),
+    ("p07", "A STAR\tTITLE", None),
+    ("p08", "A star title", "too short"),
+    # same title, both abstracts null: equal abstracts, not listed
+    ("p09", "Nothing Said", None),
+    ("p10", "nothing said", None),
+    # same title and near abstracts (0.9): listed once, as SAME_TITLE
+    ("p11", "Twice", words(400, 12)),
+    ("p12", "TWICE", words(400, 11)),
+    # fewer than 3 words never pair, even equal
+    ("p13", "Short one", "a b"),
+    ("p14", "Short two", "a b"),
+]
+
+EXPECTED_PAPERS = [
+    ("p01", "p02", "NEAR_ABSTRACT", 0.8),
+    ("p05", "p06", "SAME_TITLE", 0.0),
+    ("p05", "p07", "SAME_TITLE", None),
+    ("p05", "p08", "SAME_TITLE", None),
+    ("p11", "p12", "SAME_TITLE", 0.9),
+]
+
+
+def test_paper_review_rules() -> None:
+    expected = pl.DataFrame(EXPECTED_PAPERS, schema=PAPER_REVIEW.polars_schema, orient="row")
+    assert_frame_equal(paper_review(papers_frame(LITERAL_PAPERS)), expected)
+
+
+# --- author_review on literal inputs -------------------------------------------------------
+
+LITERAL_AUTHORS = [
+    ("a1", "André Susano Pinto", "Pinto", "André Susano"),
+    ("a2", "Andre Susano Pinto", "Pinto", "Andre Susano"),  # ACCENTS (and INITIALS) with a1
+    ("a3", "A. S. Pinto", "Pinto", "A. S."),  # INITIALS with a1 and a2
+    ("a4", "Koray Kavukcuoglu", "Kavukcuoglu", "Koray"),
+    ("a5", "K. Kavukcuoglu", "Kavukcuoglu", "K."),  # INITIALS with a4
+    ("a6", "Kavukcuoglu K.", None, None),  # unsplit: never INITIALS
+    ("a7", "John Smith", "Smith", "John"),
+    ("a8", "J. R. Smith", "Smith", "J. R."),  # INITIALS with a7
+    ("a9", "K. Smith", "Smith", "K."),  # J. is not K.
+    ("b1", "Same Name", "Name", "Same"),
+    ("b2", "Same Name", "Name", "Same"),  # equal display names: ACCENTS, not INITIALS
+]
+LITERAL_AUTHORSHIP = [
+    # a4 and a5 share coauthors x1 and x2 (and each other, which does not count)
+    ("a4", "q1"), ("a5", "q1"), ("x1", "q1"),
+    ("a4", "q2"), ("x2", "q2"),
+    ("a5", "q3"), ("x2", "q3"), ("x3", "q3"),
+    ("a7", "q4"), ("x3", "q4"),
+]  # fmt: skip
+EXPECTED_AUTHORS = [
+    ("a1", "a2", "ACCENTS", 0),
+    ("a1", "a3", "INITIALS", 0),
+    ("a2", "a3", "INITIALS", 0),
+    ("a4", "a5", "INITIALS", 2),
+    ("a7", "a8", "INITIALS", 0),
+    ("b1", "b2", "ACCENTS", 0),
+]
+
+
+def test_author_review_rules() -> None:
+    expected = pl.DataFrame(EXPECTED_AUTHORS, schema=AUTHOR_REVIEW.polars_schema, orient="row")
+    got = author_review(authors_frame(LITERAL_AUTHORS), authorship_frame(LITERAL_AUTHORSHIP))
+    assert_frame_equal(got, expected)
+
+
+def test_build_reviews_literal(tmp_path: Path) -> None:
+    """The out-of-core build lists exactly the literal pairs, inputs untouched."""
+    papers, authors = build(
+        tmp_path,
+        papers_frame(LITERAL_PAPERS),
+        authors_frame(LITERAL_AUTHORS),
+        authorship_frame(LITERAL_AUTHORSHIP),
+    )
+    assert_frame_equal(
+        papers, pl.DataFrame(EXPECTED_PAPERS, schema=PAPER_REVIEW.polars_schema, orient="row")
+    )
+    assert_frame_equal(
+        authors, pl.DataFrame(EXPECTED_AUTHORS, schema=AUTHOR_REVIEW.polars_schema, orient="row")
+    )
+
+
+def test_build_reviews_nothing_to_flag(tmp_path: Path) -> None:
+    papers, authors = build(
+        tmp_path,
+        papers_frame([("p1", "One", None), ("p2", "Two", "x y")]),
+        authors_frame([("a1", "Ann Lee", "Lee", "Ann")]),
+        authorship_frame([("a1", "p1")]),
+    )
+    assert papers.is_empty() and authors.is_empty()
+
+
+# --- the out-of-core build against the reference -------------------------------------------
+
+
+def mutate(text: str, rng: random.Random, edits: int) -> str:
+    tokens = text.split()
+    for _ in range(edits):
+        tokens[rng.randrange(len(tokens))] = rng.choice(WORDS).upper()
+    return " ".join(tokens)
+
+
+@st.composite
+def corpora(draw: st.DrawFn) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    rng = random.Random(draw(st.integers(0, 2**32)))
+    titles = ["Graph Nets", "graph  nets", "GRAPH NETS", "Attention", "Other", "Solo"]
+    papers: list[tuple[str, str, str | None]] = []
+    for i in range(draw(st.integers(2, 24))):
+        kind = rng.random()
+        if kind < 0.1:
+            abstract = None
+        elif kind < 0.2:
+            abstract = " ".join(rng.choices(WORDS, k=rng.randint(0, 3)))
+        elif kind < 0.6 and papers and papers[-1][2]:
+            base = papers[-1][2] or ""
+            abstract = mutate(base, rng, rng.randint(0, 3)) if len(base.split()) > 2 else base
+        else:
+            abstract = " ".join(rng.choices(WORDS, k=rng.randint(3, 40)))
+        papers.append((f"p{rng.randrange(16**4):04x}{i}", rng.choice(titles), abstract))
+    families = ["Pinto", "Smith", "Smíth", "Lee"]
+    givens = ["André", "Andre", "A.", "A. S.", "John", "J. R.", "J.", "K.", "Koray"]
+    authors: list[tuple[str, str, str | None, str | None]] = []
+    for i in range(draw(st.integers(1, 14))):
+        family, given_name = rng.choice(families), rng.choice(givens)
+        if rng.random() < 0.15:
+            authors.append((f"a{i:02d}", f"{given_name} {family}", None, None))
+        else:
+            authors.append((f"a{i:02d}", f"{given_name} {family}", family, given_name))
+    links = {(rng.choice(authors)[0], rng.choice(papers)[0]) for _ in range(3 * len(papers))}
+    return papers_frame(papers), authors_frame(authors), authorship_frame(sorted(links))
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(corpora())
+def test_build_reviews_matches_reference(
+    corpus: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame],
+) -> None:
+    papers, authors, authorship = corpus
+    with tempfile.TemporaryDirectory() as folder:
+        got_papers, got_authors = build(Path(folder), papers, authors, authorship)
+    expected = paper_review(papers)
+    # Every listed pair is in the reference with the same reason and score ...
+    key = ["paper_id_a", "paper_id_b"]
+    assert_frame_equal(got_papers, expected.join(got_papers, on=key, how="semi"))
+    # ... and every reference pair is listed, except NEAR_ABSTRACT pairs under 0.9 (LSH).
+    must = expected.filter((pl.col("reason") == "SAME_TITLE") | (pl.col("score") >= 0.9))
+    assert must.join(got_papers, on=key, how="anti").is_empty()
+    assert_frame_equal(got_authors, author_review(authors, authorship))
+
+
+def sentence(rng: random.Random) -> str:
+    return " ".join(rng.choices(WORDS, k=rng.randint(8, 16))) + "."
+
+
+def test_planted_near_duplicates_are_found(tmp_path: Path) -> None:
+    """Planted pairs at 0.9+ among 3,000 abstracts built from a pool of 60 shared sentences."""
+    rng = random.Random(7)
+    pool = [sentence(rng) for _ in range(60)]
+    rows: list[tuple[str, str, str | None]] = [
+        (f"d{i:05d}", f"Distractor {i}", " ".join(rng.sample(pool, 6))) for i in range(3000)
+    ]
+    planted = []
+    for i in range(40):
+        base = " ".join(rng.sample(pool, 4)) + " " + " ".join(f"u{i}v{j}" for j in range(40))
+        copy = mutate(base, rng, 1)
+        score = jaccard(word_shingles(base), word_shingles(copy))
+        assert score is not None and score >= 0.9
+        rows += [(f"m{i:03d}a", f"Planted {i}", base), (f"m{i:03d}b", f"Copy {i}", copy)]
+        planted.append((f"m{i:03d}a", f"m{i:03d}b", "NEAR_ABSTRACT", score))
+    papers = papers_frame(rows)
+    got, _ = build(tmp_path, papers, authors_frame([]), authorship_frame([]))
+    want = pl.DataFrame(planted, schema=PAPER_REVIEW.polars_schema, orient="row")
+    assert want.join(got, on=list(want.columns), how="anti").is_empty()
+    # Whatever else is listed is a true pair, scored exactly.
+    texts = dict(zip(papers["paper_id"], papers["abstract"], strict=True))
+    for a, b, reason, score in got.iter_rows():
+        assert reason == "NEAR_ABSTRACT"
+        assert score == jaccard(word_shingles(texts[a]), word_shingles(texts[b]))
+        assert score is not None and score >= 0.8
