@@ -344,6 +344,7 @@ def test_artifact_markdown_renders_data_as_text() -> None:
     from markdown_it import MarkdownIt
 
     from authorgraph.pipelines.artifacts import run_markdown
+    from authorgraph.pipelines.extract.seeds import RejectedFile, Rejection
 
     name = f"{HOSTILE} `tick` *em* _u_ a|b <http://x> www.e.com &amp; ~~s~~\nsecond line"
     record = {
@@ -355,7 +356,7 @@ def test_artifact_markdown_renders_data_as_text() -> None:
         "files_rejected": 1,
         "files_deleted": 0,
     }
-    rejected = [{"file_name": name, "reason_code": "MISSING_HEADER", "line": 1, "message": name}]
+    rejected = [RejectedFile(name, Rejection("MISSING_HEADER", name, 1))]
     markdown = run_markdown(
         record, rejected, {"authors": 0}, "passed (1 expectations)", [f"s: {name}"], None
     )
