@@ -33,8 +33,11 @@ format: $(BIN)/authorgraph
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Four xdist workers taking tests one by one (worksteal: a file of slow tests no longer bounds the
+# run); the Prefect test server and the seeds warehouse are built once and shared
+# (tests/conftest.py), so spreading a file's tests over workers costs nothing extra.
 test: lint typecheck duckdb-cli
-	$(BIN)/python -m pytest -n 4 --dist loadfile
+	$(BIN)/python -m pytest -n 4 --dist worksteal
 
 # The DuckDB 1.x CLIs (PyPI `duckdb-cli`) that tests/test_bi.py opens the warehouse with: the
 # tests install nothing and reach no network. One venv per version under .cache/, never .venv:

@@ -10,6 +10,8 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from authorgraph.pipelines.extract.seeds import RejectedFile
+
 ARTIFACT_KEY = "authorgraph-run"
 
 
@@ -40,7 +42,7 @@ def _cell(value: object) -> str:
 
 def run_markdown(
     record: Mapping[str, object],
-    rejected: Sequence[Mapping[str, object]],
+    rejected: Sequence[RejectedFile],
     row_counts: Mapping[str, int],
     validation_headline: str,
     failure_lines: Sequence[str],
@@ -68,9 +70,9 @@ def run_markdown(
             "| --- | --- | ---: | --- |",
         ]
         lines += [
-            f"| {_cell(r['file_name'])} | {_cell(r['reason_code'])} | {_cell(r.get('line'))} "
-            f"| {_cell(r.get('message'))} |"
-            for r in rejected
+            f"| {_cell(f.file_name)} | {_cell(f.rejection.reason_code)} "
+            f"| {_cell(f.rejection.line)} | {_cell(f.rejection.message)} |"
+            for f in rejected
         ]
         lines.append("")
     lines += ["## Rows", "", "| table | rows |", "| --- | ---: |"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,11 +84,18 @@ class Settings:
         return self.warehouse / STAGING_DIR
 
 
-def quiet_libraries(environ: dict[str, str] | None = None) -> None:
-    """Turn Prefect and GX telemetry off and logs down, unless the user set them."""
+def quiet_libraries(
+    environ: MutableMapping[str, str] | None = None, override: bool = False
+) -> None:
+    """Turn Prefect and GX telemetry off and logs down in `environ` (default: os.environ),
+    unless the user set them; `override` sets them whatever they were (tests, benchmarks).
+    The one place these defaults are applied: the CLI, the local server, tests and bench."""
     target = os.environ if environ is None else environ
     for key, value in LIBRARY_ENV_DEFAULTS.items():
-        target.setdefault(key, value)
+        if override:
+            target[key] = value
+        else:
+            target.setdefault(key, value)
 
 
 def resolve_settings(

@@ -18,7 +18,7 @@ from authorgraph.expectations.validate import ValidationReport
 from authorgraph.pipelines import stages
 from authorgraph.pipelines.artifacts import ARTIFACT_KEY, run_markdown
 from authorgraph.pipelines.config import Settings
-from authorgraph.pipelines.extract.seeds import PlannedFile, SeedsError
+from authorgraph.pipelines.extract.seeds import PlannedFile, RejectedFile, SeedsError
 from authorgraph.pipelines.load.errors import WarehouseError
 
 Progress = Callable[[int], None]
@@ -30,7 +30,7 @@ class RunSummary:
 
     run_id: str
     record: dict[str, object]
-    rejected: list[dict[str, object]]
+    rejected: list[RejectedFile]
     row_counts: dict[str, int]
     validation: ValidationReport
     duckdb_path: Path
@@ -173,7 +173,7 @@ def run_pipeline(settings: Settings, progress: Progress | None = None) -> RunSum
     def on_validated(
         record: dict[str, object], transformed: stages.Transformed, report: ValidationReport
     ) -> None:
-        rejected = transformed.rejected_files.to_dicts()
+        rejected = RejectedFile.from_rows(transformed.rejected_files.iter_rows(named=True))
         publish_artifact(record, rejected, transformed.row_counts, report)
 
     outcome = stages.run_sequence(settings, FLOW_STEPS, progress, on_validated)
@@ -181,7 +181,7 @@ def run_pipeline(settings: Settings, progress: Progress | None = None) -> RunSum
     return RunSummary(
         run_id=outcome.run_id,
         record=outcome.record,
-        rejected=transformed.rejected_files.to_dicts(),
+        rejected=RejectedFile.from_rows(transformed.rejected_files.iter_rows(named=True)),
         row_counts=transformed.row_counts,
         validation=report,
         duckdb_path=outcome.loaded.duckdb_path,
@@ -193,7 +193,7 @@ def run_pipeline(settings: Settings, progress: Progress | None = None) -> RunSum
 
 def publish_artifact(
     record: dict[str, object],
-    rejected: list[dict[str, object]],
+    rejected: list[RejectedFile],
     row_counts: dict[str, int],
     report: ValidationReport,
 ) -> None:

@@ -37,6 +37,7 @@ from authorgraph.pipelines.extract.fingerprint import BuildKeys, build_keys, sof
 from authorgraph.pipelines.extract.parsing import BatchResult, parse_batch, parse_files
 from authorgraph.pipelines.extract.seeds import (
     AFRESH_CODES,
+    NO_REJECTION,
     NOT_COPIED_CODES,
     FileOutcome,
     FileRef,
@@ -354,9 +355,7 @@ def transform(
     prev_manifest = {r["file_name"]: r for r in previous.manifest.iter_rows(named=True)}
     for f in reused:
         prev = prev_manifest[f.ref.name]
-        code = prev["reason_code"]
-        rejection = Rejection(code, prev["message"], prev["line"]) if code else None
-        outcome[f.ref.name] = FileOutcome(f.ref.name, f.sha256, rejection)
+        outcome[f.ref.name] = FileOutcome(f.ref.name, f.sha256, Rejection.from_row(prev))
     manifest = _manifest(extracted, outcome, prev_manifest, run_id, now)
     refs = {f.ref.name: f.ref for f in extracted.files}
     transformed = Transformed(
@@ -462,9 +461,7 @@ def _manifest(
                 "last_seen": now,
                 "status": REJECTED if r else LOADED,
                 "parsed_run_id": old["parsed_run_id"] if f.reuse and old else run_id,
-                "reason_code": r.reason_code if r else None,
-                "line": r.line if r else None,
-                "message": r.message if r else None,
+                **(r.columns() if r else NO_REJECTION),
             }
         )
     for name in extracted.deleted:

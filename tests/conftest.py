@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,15 +18,14 @@ if TYPE_CHECKING:  # imported in the fixtures: Prefect and GX must see the envir
     from authorgraph.pipelines.config import Settings
     from authorgraph.pipelines.stages import Transformed
 
-# Before anything imports Prefect or GX: telemetry off, a throwaway PREFECT_HOME.
+# Before anything imports Prefect or GX: telemetry off (the project's one list of quiet,
+# offline library settings), a throwaway PREFECT_HOME, no AUTHORGRAPH_* from the shell.
+from authorgraph.pipelines.config import quiet_libraries  # imports no Prefect or GX
+
 _PREFECT_HOME = tempfile.mkdtemp(prefix="authorgraph-prefect-")
 os.environ["PREFECT_HOME"] = _PREFECT_HOME
-os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-os.environ["GX_ANALYTICS_ENABLED"] = "false"
-os.environ["DO_NOT_TRACK"] = "1"
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+quiet_libraries(override=True)
 for _key in [k for k in os.environ if k.startswith("AUTHORGRAPH_")]:
     del os.environ[_key]
 # A Prefect server kept by `authorgraph server start` on this machine is never used by tests.
@@ -39,17 +41,98 @@ settings.load_profile("authorgraph")
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"
+PublishSeeds = Callable[["Settings"], None]  # the `publish_seeds` fixture
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-@pytest.fixture(scope="session")
-def prefect_harness() -> Iterator[None]:
-    """One Prefect test server for the whole session (it costs ~20 s to start)."""
-    from prefect.testing.utilities import prefect_test_harness
+def _shared_dir(config: pytest.Config) -> Path:
+    """A folder every process of this pytest session sees: the controller's base temp folder
+    (xdist workers get a `popen-gwN` folder inside it)."""
+    base = config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+
+@contextlib.contextmanager
+def _session_lock(config: pytest.Config, name: str) -> Iterator[Path]:
+    """Hold an exclusive lock named `name` in the session's shared folder (yielded): what is
+    built under it is built once, by the first process that gets there."""
+    root = _shared_dir(config)
+    with (root / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield root
+
+
+def _shared_prefect_server(config: pytest.Config) -> str:
+    """The API URL of the session's one Prefect test server, started by whichever process asks
+    first (a file lock orders the xdist workers) in its own session, so it outlives that
+    worker; `pytest_sessionfinish` in the controller stops it. Same server as Prefect's test
+    harness (uvicorn, no UI, no services), on a throwaway SQLite database."""
+    import json
+    import subprocess
+    import sys
+
+    from authorgraph.pipelines.ops.server import free_port, healthy
+
+    with _session_lock(config, "prefect-server") as root:
+        state = root / SERVER_STATE
+        if state.exists():
+            url = str(json.loads(state.read_text())["url"])
+        else:
+            home = root / "prefect-server-home"
+            home.mkdir(exist_ok=True)
+            port = free_port()
+            env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+            env |= {
+                "PREFECT_HOME": str(home),
+                "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home}/test.db",
+                "PREFECT_UI_ENABLED": "0",
+                "PREFECT__SERVER_EPHEMERAL": "1",
+                "PREFECT__SERVER_FINAL": "1",
+            }
+            command = [sys.executable, "-m", "uvicorn", "--factory"]
+            command += ["prefect.server.api.server:create_app", "--host", "127.0.0.1"]
+            command += ["--port", str(port), "--log-level", "error", "--lifespan", "on"]
+            with (root / "prefect-server.log").open("ab") as log:
+                server = subprocess.Popen(
+                    command, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                    stderr=subprocess.STDOUT, start_new_session=True,
+                )  # fmt: skip
+            url = f"http://127.0.0.1:{port}/api"
+            state.write_text(json.dumps({"url": url, "pid": server.pid}))
+        deadline = time.monotonic() + 180
+        while not healthy(url):
+            assert time.monotonic() < deadline, f"no Prefect test server at {url}: see {root}"
+            time.sleep(0.2)
+    return url
+
+
+SERVER_STATE = "prefect-server.json"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The controller (or a run without xdist) stops the shared Prefect server, if any."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    import json
+
+    from authorgraph.pipelines.ops.server import stop_group
+
+    state = _shared_dir(session.config) / SERVER_STATE
+    if state.exists():
+        stop_group(int(json.loads(state.read_text())["pid"]))
+        state.unlink()
     shutil.rmtree(_PREFECT_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(pytestconfig: pytest.Config) -> Iterator[None]:
+    """One Prefect test server for the whole session, shared by all xdist workers (each start
+    costs ~20 s of CPU): in-process flows use it through PREFECT_API_URL, as with Prefect's
+    `prefect_test_harness`; CLI subprocesses get it from `cli_env`."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: _shared_prefect_server(pytestconfig)}):
+        yield
 
 
 @pytest.fixture
@@ -92,10 +175,39 @@ def transform_only(settings: Settings) -> Transformed:
 
 
 @pytest.fixture(scope="session")
-def seeds_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A warehouse published from seeds/ without Prefect (fast; shared, so treat as read-only)."""
+def seeds_warehouse(pytestconfig: pytest.Config) -> Path:
+    """A warehouse published from seeds/ without Prefect, built once per pytest session by the
+    first xdist worker that asks (a full run validates and builds Data Docs: the slow part)
+    and shared by all: treat it as read-only (copy it, or use `publish_seeds`, to change it)."""
     from authorgraph.pipelines.config import Settings
 
-    settings = Settings(seeds=SEEDS, warehouse=tmp_path_factory.mktemp("seeds-warehouse"))
-    run_stages(settings)
-    return settings.warehouse
+    with _session_lock(pytestconfig, "seeds-warehouse") as root:
+        warehouse, done = root / "seeds-warehouse", root / "seeds-warehouse.done"
+        if not done.exists():
+            shutil.rmtree(warehouse, ignore_errors=True)  # a build that failed half-way
+            run_stages(Settings(seeds=SEEDS, warehouse=warehouse))
+            done.touch()
+    return warehouse
+
+
+@pytest.fixture
+def publish_seeds(seeds_warehouse: Path) -> PublishSeeds:
+    """Stand-in for a first `run_stages(settings)` on an untouched copy of seeds/: copies the
+    session's `seeds_warehouse` to `settings.warehouse` (the same files, hashes and sizes and
+    mtimes, so the next run reuses them) and skips that run's validation and Data Docs, the
+    slowest part of a run. Refuses when the seeds or the settings differ from that build's."""
+    from authorgraph.pipelines.config import Settings
+
+    def publish(settings: Settings) -> None:
+        def listing(folder: Path) -> list[tuple[str, int, int]]:
+            return sorted(
+                (p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir()
+            )
+
+        like_session = Settings(seeds=settings.seeds, warehouse=settings.warehouse, workers=1)
+        assert settings == like_session, "publish_seeds copies a warehouse built by default"
+        assert listing(settings.seeds) == listing(SEEDS), "the seeds copy was changed"
+        assert not settings.warehouse.exists(), settings.warehouse
+        shutil.copytree(seeds_warehouse, settings.warehouse, symlinks=True)
+
+    return publish

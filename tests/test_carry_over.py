@@ -28,7 +28,7 @@ from authorgraph.pipelines.load.errors import WarehouseDamaged
 from authorgraph.pipelines.load.publish import check_outputs
 from authorgraph.pipelines.load.safe_io import UnsafePathError
 from authorgraph.pipelines.load.state import read_state
-from tests.conftest import ROOT, run_stages
+from tests.conftest import ROOT, PublishSeeds, run_stages
 
 
 def runs(settings: Settings) -> list[tuple[str, str]]:
@@ -70,9 +70,9 @@ def test_keys_cover_code_suites_views_and_settings() -> None:
 
 
 def test_a_new_parser_reaches_unchanged_files(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, publish_seeds: PublishSeeds, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run_stages(settings)
+    publish_seeds(settings)
     assert run_stages(settings).files_parsed == 0
     keys = fingerprint.build_keys(settings.max_file_bytes)
     # As after a parser fix: the code's hash, hence the parse key, changes.
@@ -85,9 +85,9 @@ def test_a_new_parser_reaches_unchanged_files(
 
 
 def test_new_suites_or_views_are_never_an_unchanged_run(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, publish_seeds: PublishSeeds, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run_stages(settings)
+    publish_seeds(settings)
     keys = fingerprint.build_keys(settings.max_file_bytes)
     monkeypatch.setattr(stages, "build_keys", lambda _: BuildKeys(keys.parse_key, "new suites"))
     out = run_stages(settings)
@@ -95,8 +95,10 @@ def test_new_suites_or_views_are_never_an_unchanged_run(
     assert runs(settings)[-1][1] == "published"  # but validated and rebuilt, not carried
 
 
-def test_a_corrupted_duckdb_block_is_not_carried_forward(settings: Settings) -> None:
-    run_stages(settings)
+def test_a_corrupted_duckdb_block_is_not_carried_forward(
+    settings: Settings, publish_seeds: PublishSeeds
+) -> None:
+    publish_seeds(settings)
     size = settings.duckdb_path.stat().st_size
     with open(settings.duckdb_path, "r+b") as handle:
         handle.seek(size // 2)
@@ -108,8 +110,10 @@ def test_a_corrupted_duckdb_block_is_not_carried_forward(settings: Settings) -> 
     assert count(settings, "papers") == 25 and check_outputs(settings.warehouse) is None
 
 
-def test_a_rewritten_parquet_table_is_not_carried_forward(settings: Settings) -> None:
-    run_stages(settings)
+def test_a_rewritten_parquet_table_is_not_carried_forward(
+    settings: Settings, publish_seeds: PublishSeeds
+) -> None:
+    publish_seeds(settings)
     papers = settings.warehouse / "parquet" / "papers.parquet"
     one_row = pq.read_table(papers).slice(0, 1)
     pq.write_table(one_row, papers)
@@ -118,8 +122,10 @@ def test_a_rewritten_parquet_table_is_not_carried_forward(settings: Settings) ->
     assert pq.read_table(settings.warehouse / "parquet" / "papers.parquet").num_rows == 25
 
 
-def test_history_survives_a_deleted_current_link(settings: Settings) -> None:
-    run_stages(settings)
+def test_history_survives_a_deleted_current_link(
+    settings: Settings, publish_seeds: PublishSeeds
+) -> None:
+    publish_seeds(settings)
     first_seen = read_state(settings.warehouse).manifest["first_seen"].to_list()
     run_stages(settings)
     (settings.warehouse / "current").unlink()
@@ -130,8 +136,10 @@ def test_history_survives_a_deleted_current_link(settings: Settings) -> None:
     assert out.files_reused == 5  # the restored version's cache was used
 
 
-def test_history_survives_losing_every_version_folder(settings: Settings) -> None:
-    run_stages(settings)
+def test_history_survives_losing_every_version_folder(
+    settings: Settings, publish_seeds: PublishSeeds
+) -> None:
+    publish_seeds(settings)
     first_seen = read_state(settings.warehouse).manifest["first_seen"].to_list()
     (settings.warehouse / "current").unlink()
     shutil.rmtree(settings.warehouse / "versions")
@@ -140,8 +148,10 @@ def test_history_survives_losing_every_version_folder(settings: Settings) -> Non
     assert read_state(settings.warehouse).manifest["first_seen"].to_list() == first_seen
 
 
-def test_unreadable_history_refuses_instead_of_starting_over(settings: Settings) -> None:
-    run_stages(settings)
+def test_unreadable_history_refuses_instead_of_starting_over(
+    settings: Settings, publish_seeds: PublishSeeds
+) -> None:
+    publish_seeds(settings)
     (settings.warehouse / "current").unlink()
     shutil.rmtree(settings.warehouse / "versions")
     settings.duckdb_path.write_bytes(b"not a database")
@@ -157,8 +167,10 @@ def validated_run(settings: Settings) -> tuple[str, stages.Transformed, dict[str
     return run_id, transformed, stages.run_record(run_id, started, transformed, report, settings)
 
 
-def test_a_retried_load_after_the_commit_point_changes_nothing(settings: Settings) -> None:
-    run_stages(settings)
+def test_a_retried_load_after_the_commit_point_changes_nothing(
+    settings: Settings, publish_seeds: PublishSeeds
+) -> None:
+    publish_seeds(settings)
     (settings.seeds / "empty.txt").write_bytes(b"")
     with stages.exclusive_run(settings):
         run_id, transformed, record = validated_run(settings)
@@ -170,8 +182,10 @@ def test_a_retried_load_after_the_commit_point_changes_nothing(settings: Setting
     assert (settings.quarantine_dir / "empty.txt").exists()
 
 
-def test_a_retried_load_before_the_commit_point_stages_afresh(settings: Settings) -> None:
-    run_stages(settings)
+def test_a_retried_load_before_the_commit_point_stages_afresh(
+    settings: Settings, publish_seeds: PublishSeeds
+) -> None:
+    publish_seeds(settings)
     (settings.seeds / "empty.txt").write_bytes(b"")
     with stages.exclusive_run(settings):
         run_id, transformed, record = validated_run(settings)
@@ -198,8 +212,10 @@ def test_a_planted_staging_link_deletes_nothing_through_it(
     assert (precious / "keep.txt").read_text() == "mine"
 
 
-def test_the_state_records_the_keys_it_was_built_under(settings: Settings) -> None:
-    run_stages(settings)
+def test_the_state_records_the_keys_it_was_built_under(
+    settings: Settings, publish_seeds: PublishSeeds
+) -> None:
+    publish_seeds(settings)
     state = read_state(settings.warehouse)
     keys = fingerprint.build_keys(settings.max_file_bytes)
     assert state.build.height == 1
@@ -210,11 +226,11 @@ def test_the_state_records_the_keys_it_was_built_under(settings: Settings) -> No
 
 
 def test_planted_versions_and_parquet_links_are_refused_or_replaced(
-    settings: Settings, tmp_path: Path
+    settings: Settings, publish_seeds: PublishSeeds, tmp_path: Path
 ) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    run_stages(settings)
+    publish_seeds(settings)
     parquet = settings.warehouse / "parquet"
     parquet.unlink()
     parquet.symlink_to(elsewhere)  # readers of warehouse/parquet would read someone else's

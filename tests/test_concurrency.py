@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import subprocess
 import sys
 import textwrap
@@ -16,7 +15,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import FIXTURES, ROOT
+from authorgraph.pipelines.config import Settings
+from tests.conftest import FIXTURES, ROOT, PublishSeeds, run_stages
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 KILL_POINTS = [
@@ -88,10 +88,10 @@ def add_page(seeds: Path) -> None:
 
 
 def test_reader_holding_the_file_keeps_working_while_a_run_publishes(
-    seeds_copy: Path, tmp_path: Path, cli_env: dict[str, str]
+    seeds_copy: Path, tmp_path: Path, cli_env: dict[str, str], publish_seeds: PublishSeeds
 ) -> None:
     warehouse = tmp_path / "wh"
-    assert run_cli(seeds_copy, warehouse, cli_env)[0] == 0
+    publish_seeds(Settings(seeds=seeds_copy, warehouse=warehouse))  # the run after is the test
     reader_code = textwrap.dedent(
         """
         import sys, duckdb
@@ -121,11 +121,12 @@ def test_reader_holding_the_file_keeps_working_while_a_run_publishes(
 
 
 def test_kill_9_at_any_point_leaves_the_warehouse_readable_and_recoverable(
-    seeds_copy: Path, tmp_path: Path, cli_env: dict[str, str]
+    seeds_copy: Path, tmp_path: Path, cli_env: dict[str, str], publish_seeds: PublishSeeds
 ) -> None:
-    """One killed run per point, back to back; each starts by clearing what the last one left."""
+    """One killed run per point, back to back; each starts by clearing what the last one left.
+    The first version (the session's, copied) and the recovering run are in-process."""
     warehouse = tmp_path / "wh"
-    assert run_cli(seeds_copy, warehouse, cli_env)[0] == 0
+    publish_seeds(Settings(seeds=seeds_copy, warehouse=warehouse))
     add_page(seeds_copy)  # every run from here on would publish 6 authors, 27 papers
     for point in KILL_POINTS:
         code, _, err = run_cli(seeds_copy, warehouse, cli_env, fault=f"{point}=kill")
@@ -143,8 +144,7 @@ def test_kill_9_at_any_point_leaves_the_warehouse_readable_and_recoverable(
         assert parquet in {(25,), (27,)}, point
         leftovers = list((warehouse / ".staging").iterdir())
         assert len(leftovers) <= 1, (point, leftovers)  # only the killed run's own
-    code, _out, err = run_cli(seeds_copy, warehouse, cli_env)
-    assert code == 0, err
+    run_stages(Settings(seeds=seeds_copy, warehouse=warehouse))  # recovers: lock, staging
     assert counts(warehouse) == (6, 27, 35)
     assert not any((warehouse / ".staging").iterdir())
 
@@ -166,45 +166,3 @@ def test_two_runs_at_once_one_waits_or_stops_cleanly(
     assert waiting.returncode == 0, err
     assert "0 parsed, 5 unchanged and reused" in out
     assert counts(warehouse) == (5, 25, 33)
-
-
-def test_awkward_file_names_are_just_data(
-    seeds_copy: Path, tmp_path: Path, cli_env: dict[str, str]
-) -> None:
-    names = ["-leading dash.txt", 'it\'s "quoted"; drop table papers;--.txt', "ünï cødé 名前.txt"]
-    for name, source in zip(names, sorted(seeds_copy.iterdir())[:3], strict=True):
-        source.rename(seeds_copy / name)
-    shutil.copy(FIXTURES / "bad" / "missing_header.txt", seeds_copy / "-bad; name'.txt")
-    warehouse = tmp_path / "wh"
-    code, _out, err = run_cli(seeds_copy, warehouse, cli_env)
-    assert code == 0, err
-    con = duckdb.connect(str(warehouse / "authorgraph.duckdb"), read_only=True)
-    try:
-        sources = {
-            r[0] for r in con.execute("select distinct source_file from authorship").fetchall()
-        }
-        rejected = con.execute("select file_name from rejected_files").fetchall()
-        tables = con.execute("select count(*) from papers").fetchone()
-    finally:
-        con.close()
-    assert set(names) <= sources
-    assert rejected == [("-bad; name'.txt",)]
-    assert tables == (25,)
-    assert (warehouse / "quarantine" / "-bad; name'.txt").is_file()
-
-
-def test_nothing_is_world_writable(
-    seeds_copy: Path, tmp_path: Path, cli_env: dict[str, str]
-) -> None:
-    old = os.umask(0)  # the most permissive umask a user could have
-    try:
-        warehouse = tmp_path / "wh"
-        process = start_run(seeds_copy, warehouse, cli_env)
-        _, err = process.communicate(timeout=300)
-    finally:
-        os.umask(old)
-    assert process.returncode == 0, err
-    for path in [warehouse, *warehouse.rglob("*")]:
-        if path.is_symlink():
-            continue
-        assert not stat.S_IMODE(path.stat().st_mode) & stat.S_IWOTH, path

@@ -20,7 +20,7 @@ from authorgraph.pipelines import stages
 from authorgraph.pipelines.config import Settings
 from authorgraph.pipelines.load.publish import read_published_tables
 from authorgraph.transforms.schema import ALL_TABLES
-from tests.conftest import FIXTURES, run_stages
+from tests.conftest import FIXTURES, PublishSeeds, run_stages
 
 DATA_TABLES = ("authors", "papers", "authorship", "rejected_files")
 
@@ -75,8 +75,10 @@ def test_second_run_reuses_everything_and_changes_nothing(settings: Settings) ->
     assert run["expectations_evaluated"] >= 50
 
 
-def test_changed_file_replaces_its_contributions(settings: Settings) -> None:
-    run_stages(settings)
+def test_changed_file_replaces_its_contributions(
+    settings: Settings, publish_seeds: PublishSeeds
+) -> None:
+    publish_seeds(settings)
     page = settings.seeds / "002_928ee7f537c5860a.txt"
     text = page.read_text(encoding="utf-8")
     # Drop its last paper (only listed on this page and 003) and add a new one.
@@ -93,8 +95,10 @@ def test_changed_file_replaces_its_contributions(settings: Settings) -> None:
     assert tables["authorship"].filter(pl.col("author_id") == jerome).height == 3
 
 
-def test_deleted_file_contributions_disappear(settings: Settings) -> None:
-    run_stages(settings)
+def test_deleted_file_contributions_disappear(
+    settings: Settings, publish_seeds: PublishSeeds
+) -> None:
+    publish_seeds(settings)
     (settings.seeds / "002_928ee7f537c5860a.txt").unlink()
     out = run_stages(settings)
     assert out.files_deleted == 1
@@ -115,8 +119,8 @@ def test_deleted_file_contributions_disappear(settings: Settings) -> None:
     assert status == ("deleted",)
 
 
-def test_full_refresh_equals_incremental(settings: Settings) -> None:
-    run_stages(settings)
+def test_full_refresh_equals_incremental(settings: Settings, publish_seeds: PublishSeeds) -> None:
+    publish_seeds(settings)
     (settings.seeds / "004_c8458a22db8174c8.txt").unlink()
     shutil.copy(FIXTURES / "edge" / "wrapped_fields.txt", settings.seeds / "005_wrapped.txt")
     shutil.copy(FIXTURES / "bad" / "incomplete_paper.txt", settings.seeds / "006_bad.txt")
@@ -140,8 +144,10 @@ def test_listing_order_does_not_matter(settings: Settings) -> None:
         assert_frame_equal(forward.tables[name], backward.tables[name])
 
 
-def test_same_size_and_mtime_is_trusted_unless_full_hash(settings: Settings) -> None:
-    run_stages(settings)
+def test_same_size_and_mtime_is_trusted_unless_full_hash(
+    settings: Settings, publish_seeds: PublishSeeds
+) -> None:
+    publish_seeds(settings)
     page = settings.seeds / "000_38a999d25114c30e.txt"
     stat = page.stat()
     data = page.read_bytes().replace(b"Gemma 3 Technical Report", b"Gemma 3 Technical Rep0rt")
@@ -153,8 +159,10 @@ def test_same_size_and_mtime_is_trusted_unless_full_hash(settings: Settings) -> 
     assert "Gemma 3 Technical Rep0rt" in set(published(settings)["papers"]["title"])
 
 
-def test_touched_but_unchanged_file_is_hashed_not_parsed(settings: Settings) -> None:
-    run_stages(settings)
+def test_touched_but_unchanged_file_is_hashed_not_parsed(
+    settings: Settings, publish_seeds: PublishSeeds
+) -> None:
+    publish_seeds(settings)
     page = settings.seeds / "003_946b4e9e47dcb52c.txt"
     os.utime(page, ns=(page.stat().st_atime_ns, page.stat().st_mtime_ns + 10**9))
     out = run_stages(settings)
@@ -181,11 +189,11 @@ def test_rejected_file_stays_quarantined_until_fixed(settings: Settings) -> None
 
 
 def test_failed_run_is_recorded_in_runs(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, publish_seeds: PublishSeeds, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from datetime import UTC, datetime
 
-    run_stages(settings)
+    publish_seeds(settings)
     run_id, started = stages.new_run_id(), datetime.now(UTC)
     # A full refresh: with unchanged inputs the run would carry the published tables over.
     refresh = dataclasses.replace(settings, full_refresh=True)
@@ -208,8 +216,10 @@ def test_failed_run_is_recorded_in_runs(
     assert sorted(r[1] for r in rows) == ["published", "unchanged", "validation_failed"]
 
 
-def test_leftovers_and_stale_wal_are_cleaned(settings: Settings) -> None:
-    run_stages(settings)
+def test_leftovers_and_stale_wal_are_cleaned(
+    settings: Settings, publish_seeds: PublishSeeds
+) -> None:
+    publish_seeds(settings)
     junk = settings.staging_dir / "20200101T000000Z-dead"
     (junk / "version").mkdir(parents=True)
     (junk / "authorgraph.duckdb").write_bytes(b"half written")
@@ -222,8 +232,10 @@ def test_leftovers_and_stale_wal_are_cleaned(settings: Settings) -> None:
     assert len(versions) == 2  # the current one and the one before it
 
 
-def test_unchanged_run_still_refreshes_manifest_and_keeps_files_shared(settings: Settings) -> None:
-    run_stages(settings)
+def test_unchanged_run_still_refreshes_manifest_and_keeps_files_shared(
+    settings: Settings, publish_seeds: PublishSeeds
+) -> None:
+    publish_seeds(settings)
     first_version = (settings.warehouse / "current").resolve()
     run_stages(settings)
     second_version = (settings.warehouse / "current").resolve()
@@ -242,8 +254,10 @@ def test_unchanged_run_still_refreshes_manifest_and_keeps_files_shared(settings:
     assert (seen, runs, papers) == ((1,), (2,), (25,))
 
 
-def test_every_table_is_published_in_duckdb_and_manifest_tracks_files(settings: Settings) -> None:
-    run_stages(settings)
+def test_every_table_is_published_in_duckdb_and_manifest_tracks_files(
+    settings: Settings, publish_seeds: PublishSeeds
+) -> None:
+    publish_seeds(settings)
     tables = read_published_tables(settings.warehouse)
     assert set(tables) == {t.name for t in ALL_TABLES}
     manifest = pl.DataFrame(tables["manifest"])
@@ -253,9 +267,9 @@ def test_every_table_is_published_in_duckdb_and_manifest_tracks_files(settings: 
 
 
 def test_database_and_state_from_different_runs_are_rebuilt_not_trusted(
-    settings: Settings, tmp_path: Path
+    settings: Settings, publish_seeds: PublishSeeds, tmp_path: Path
 ) -> None:
-    run_stages(settings)
+    publish_seeds(settings)
     old_db = tmp_path / "old.duckdb"
     shutil.copyfile(settings.duckdb_path, old_db)
     (settings.seeds / "002_928ee7f537c5860a.txt").unlink()

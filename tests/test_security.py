@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 from typer.testing import CliRunner
 
@@ -281,6 +282,12 @@ def test_nothing_any_command_writes_is_group_or_world_writable(
     tmp_path: Path,
     cli_env: dict[str, str],  # noqa: F811
 ) -> None:
+    """One CLI run, validate and report under umask 0; the run's input also has awkward file
+    names (a leading dash, quotes and SQL, non-ASCII), which are just data."""
+    names = ["-leading dash.txt", 'it\'s "quoted"; drop table papers;--.txt', "ünï cødé 名前.txt"]
+    for name, source in zip(names, sorted(seeds_copy.iterdir())[:3], strict=True):
+        source.rename(seeds_copy / name)
+    shutil.copy(FIXTURES / "bad" / "missing_header.txt", seeds_copy / "-bad; name'.txt")
     shutil.copy(FIXTURES / "bad" / "incomplete_paper.txt", seeds_copy / "zz_bad.txt")
     warehouse = tmp_path / "wh"
     for command in (
@@ -306,6 +313,19 @@ def test_nothing_any_command_writes_is_group_or_world_writable(
         )
         assert process.returncode == 0, process.stderr
     assert (warehouse / "quarantine" / "zz_bad.txt").is_file()
+    assert (warehouse / "quarantine" / "-bad; name'.txt").is_file()
+    con = duckdb.connect(str(warehouse / "authorgraph.duckdb"), read_only=True)
+    try:
+        sources = {
+            r[0] for r in con.execute("select distinct source_file from authorship").fetchall()
+        }
+        rejected = con.execute("select file_name from rejected_files order by 1").fetchall()
+        papers = con.execute("select count(*) from papers").fetchone()
+    finally:
+        con.close()
+    assert set(names) <= sources
+    assert rejected == [("-bad; name'.txt",), ("zz_bad.txt",)]
+    assert papers == (25,)
     assert (warehouse / "report.html").is_file() and (warehouse / "data_docs").is_dir()
     writable = [
         f"{path} {stat.filemode(path.lstat().st_mode)}"
@@ -324,6 +344,7 @@ def test_artifact_markdown_renders_data_as_text() -> None:
     from markdown_it import MarkdownIt
 
     from authorgraph.pipelines.artifacts import run_markdown
+    from authorgraph.pipelines.extract.seeds import RejectedFile, Rejection
 
     name = f"{HOSTILE} `tick` *em* _u_ a|b <http://x> www.e.com &amp; ~~s~~\nsecond line"
     record = {
@@ -335,7 +356,7 @@ def test_artifact_markdown_renders_data_as_text() -> None:
         "files_rejected": 1,
         "files_deleted": 0,
     }
-    rejected = [{"file_name": name, "reason_code": "MISSING_HEADER", "line": 1, "message": name}]
+    rejected = [RejectedFile(name, Rejection("MISSING_HEADER", name, 1))]
     markdown = run_markdown(
         record, rejected, {"authors": 0}, "passed (1 expectations)", [f"s: {name}"], None
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import psutil
 
+from authorgraph.pipelines.config import quiet_libraries
 from tests.conftest import ROOT
 from tests.test_signals import GONE_TIMEOUT, killed_at_end, lock_holder, lock_is_free
 
@@ -45,7 +46,8 @@ def start_serve(
 ) -> subprocess.Popen[bytes]:
     """`authorgraph serve --interval N` starting its own Prefect server, output to serve.log."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTHORGRAPH_", "PREFECT_"))}
-    env |= {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "HOME": str(tmp_path / "home")}
+    env["HOME"] = str(tmp_path / "home")
+    quiet_libraries(env, override=True)
     if fault:
         env["AUTHORGRAPH_FAULT"] = fault
     command = [sys.executable, "-m", "authorgraph.pipelines", "serve", "--interval", str(interval)]

@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from authorgraph.pipelines.config import quiet_libraries
 from tests.conftest import ROOT
 
 GONE_TIMEOUT = 60.0
@@ -33,10 +34,9 @@ def own_server_env(prefect_home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTHORGRAPH_", "PREFECT_"))}
     env |= {
         "PREFECT_HOME": str(prefect_home),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
         "AUTHORGRAPH_FAULT": "transform:parsing=sleep:60",  # mid-run, holding the lock
     }
+    quiet_libraries(env, override=True)
     return env
 
 

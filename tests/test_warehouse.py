@@ -7,17 +7,14 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from authorgraph.pipelines.config import Settings
 from authorgraph.pipelines.load.publish import WarehouseError, read_published_tables, run_query
 from authorgraph.transforms.schema import ALL_TABLES
-from tests.conftest import SEEDS, run_stages
 
 
-@pytest.fixture(scope="module")
-def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    settings = Settings(seeds=SEEDS, warehouse=tmp_path_factory.mktemp("wh"))
-    run_stages(settings)
-    return settings.warehouse
+@pytest.fixture
+def warehouse(seeds_warehouse: Path) -> Path:
+    """The session's warehouse built from seeds/ (these tests only read it)."""
+    return seeds_warehouse
 
 
 def test_tables_declare_keys(warehouse: Path) -> None:

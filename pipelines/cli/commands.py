@@ -194,10 +194,11 @@ def print_summary(summary: object) -> None:
         ),
         markup=False,
     )
-    for row in summary.rejected:
-        where = f" (line {row['line']})" if row.get("line") else ""
+    for rejected in summary.rejected:
+        r = rejected.rejection
+        where = f" (line {r.line})" if r.line else ""
         out.print(
-            f"    rejected {row['file_name']}{where}: {row['reason_code']}: {row['message']}",
+            f"    rejected {rejected.file_name}{where}: {r.reason_code}: {r.message}",
             markup=False,
         )
     out.print(

@@ -10,8 +10,10 @@ import errno
 import hashlib
 import os
 import stat
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from authorgraph.transforms.parse import AuthorPage, PageRejected, check_size, parse_author_page
 
@@ -29,11 +31,40 @@ class SeedsError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """Why a file was rejected as a whole."""
+    """Why a file was rejected as a whole: the one shape of a rejection. In the manifest and
+    `rejected_files` tables it is the columns `reason_code`, `line` and `message`."""
 
     reason_code: str
     message: str
     line: int | None = None
+
+    def columns(self) -> dict[str, object]:
+        """This rejection as table columns (`NO_REJECTION` is a loaded file's)."""
+        return {"reason_code": self.reason_code, "line": self.line, "message": self.message}
+
+    @staticmethod
+    def from_row(row: Mapping[str, Any]) -> Rejection | None:
+        """The rejection a manifest or `rejected_files` row records, None if it has none."""
+        code = row.get("reason_code")
+        return Rejection(code, row["message"], row["line"]) if code else None
+
+
+#: The rejection columns of a file that was not rejected.
+NO_REJECTION: dict[str, object] = {"reason_code": None, "line": None, "message": None}
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedFile:
+    """A rejected file as the CLI summary and the run's artifact show it: one `rejected_files`
+    row (`from_rows` reads them)."""
+
+    file_name: str
+    rejection: Rejection
+
+    @staticmethod
+    def from_rows(rows: Iterable[Mapping[str, Any]]) -> list[RejectedFile]:
+        found = [(row["file_name"], Rejection.from_row(row)) for row in rows]
+        return [RejectedFile(name, r) for name, r in found if r is not None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from authorgraph.pipelines.config import quiet_libraries
+
 SERVER_DIR_ENV = "AUTHORGRAPH_SERVER_DIR"
 STATE_FILE = "server.json"
 START_TIMEOUT = 180.0
@@ -82,7 +84,7 @@ def launch(
     drop = {"PREFECT_API_URL", *(["AUTHORGRAPH_PROCESS_MARKER"] if outlive else [])}
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env["PREFECT_HOME"] = str(home)
-    env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    quiet_libraries(env)
     port = free_port()
     with open(log_path, "ab") as log:
         process = subprocess.Popen(

@@ -41,6 +41,7 @@ from typing import Any
 
 import psutil
 
+from authorgraph.pipelines.config import quiet_libraries
 from tests.benchmarks.generate import DEFAULT_SEED, GENERATOR_VERSION, generate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -179,15 +180,8 @@ def bench_env(prefect_home: Path) -> dict[str, str]:
     """Offline, quiet libraries; a private PREFECT_HOME; no AUTHORGRAPH_* overrides."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHORGRAPH_")}
     env.pop("PREFECT_API_URL", None)
-    env.update(
-        PREFECT_HOME=str(prefect_home),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        GX_ANALYTICS_ENABLED="false",
-        DO_NOT_TRACK="1",
-        PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL="CRITICAL",
-        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120",
-        PYTHONPATH=str(ROOT),
-    )
+    env.update(PREFECT_HOME=str(prefect_home), PYTHONPATH=str(ROOT))
+    quiet_libraries(env, override=True)
     return env
 
 

@@ -16,9 +16,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+from authorgraph.pipelines.config import quiet_libraries
+
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")
-os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+quiet_libraries()
 
 ROOT = Path(__file__).resolve().parents[2]
 
