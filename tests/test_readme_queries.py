@@ -15,6 +15,8 @@ from tests.markdown import DOC_FILES, Block, split_fences, sql_blocks
 Rows = list[tuple[Any, ...]]  # DuckDB values: each query decides their types
 
 ALL_SQL = [block for path in DOC_FILES for block in sql_blocks(path)]
+#: An example that answers nothing on seeds/ says so on its first line.
+NO_ROWS_ON_SEEDS = "-- on seeds/: no rows"
 
 
 def readme_queries() -> list[str]:
@@ -44,7 +46,8 @@ def test_sql_example_runs_on_the_seeds_warehouse(seeds_warehouse: Path, block: B
     returns rows: an example that answers nothing on seeds/ shows nothing to a reader."""
     columns, rows = run_query(seeds_warehouse, block.text)
     assert columns, block.where
-    assert rows, f"{block.where}: no rows on seeds/"
+    if not block.text.startswith(NO_ROWS_ON_SEEDS):  # tests/test_review.py runs those
+        assert rows, f"{block.where}: no rows on seeds/"
 
 
 @pytest.fixture(scope="module")

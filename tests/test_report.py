@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 from collections.abc import Callable
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -105,3 +106,59 @@ def test_dollar_signs_in_names_titles_and_subjects_are_drawn_as_text(
     page = (warehouse / "report.html").read_text(encoding="utf-8")
     assert "<td>$x^$</td>" in page and "<td>$5 and $6</td>" in page
     assert page.count('src="data:image/svg+xml;base64,') == 3
+
+
+class _Page(HTMLParser):
+    """The report's headings and every URL it would load."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.headings: dict[str, list[str]] = {"h2": [], "h3": []}
+        self.loads: list[str] = []
+        self.tags: set[str] = set()
+        self._open: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        self._open = tag if tag in self.headings else None
+        self.loads += [v or "" for k, v in attrs if k in ("src", "href", "srcset", "data")]
+
+    def handle_data(self, data: str) -> None:
+        if self._open:
+            self.headings[self._open].append(data.strip())
+            self._open = None
+
+
+def test_report_page_has_every_section_and_loads_nothing(
+    seeds_warehouse: Path, tmp_path: Path
+) -> None:
+    """Parsed as HTML: every section is there, the validation results list every suite the
+    run judged, and nothing is fetched (only inline data: images and the local Data Docs)."""
+    out = tmp_path / "report.html"
+    result = runner.invoke(app, ["report", "--warehouse", str(seeds_warehouse), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    page = _Page()
+    page.feed(out.read_text(encoding="utf-8"))
+    assert page.headings["h2"] == [
+        "Top authors by papers",
+        "Papers per subject",
+        "Co-author graph",
+        "Review queues",
+        "Rejected files",
+        "Validation results",
+    ]
+    suites = [s for s in page.headings["h3"] if not s.startswith("paper_") and "author_" not in s]
+    assert suites == [
+        "authors",
+        "papers",
+        "authorship",
+        "ledger",
+        "authorship_relationships",
+        "layout_drift",
+    ]
+    assert not {"script", "link", "iframe", "object", "embed"} & page.tags
+    for url in page.loads:
+        assert url.startswith("data:image/svg+xml;base64,") or not re.match(r"\w+:|//", url), url
+    data = read_report_data(seeds_warehouse)
+    assert {row[3] for row in data.validation} <= {"passed", "warning"}
+    assert len(data.validation) == 74

@@ -340,3 +340,63 @@ def test_planted_near_duplicates_are_found(tmp_path: Path) -> None:
         assert reason == "NEAR_ABSTRACT"
         assert score == jaccard(word_shingles(texts[a]), word_shingles(texts[b]))
         assert score is not None and score >= 0.8
+
+
+def test_crafted_pages_show_each_reason_and_nothing_is_merged(tmp_path: Path) -> None:
+    """Real page files through the whole run (no Prefect): each reason appears in the
+    published queues, every paper and author stays its own row, the docs' queue examples
+    answer, and the report shows the pairs."""
+    from typer.testing import CliRunner
+
+    from authorgraph.pipelines.cli.commands import app
+    from authorgraph.pipelines.config import Settings
+    from authorgraph.pipelines.load.publish import run_query
+    from authorgraph.transforms.parse import RawPaper, render_author_page
+    from tests.conftest import run_stages
+    from tests.test_readme_queries import ALL_SQL, NO_ROWS_ON_SEEDS
+
+    near = words(0, 40)
+    near_edited = near.rsplit(" ", 1)[0] + " changed"  # 37 of 39 3-grams shared: 0.95
+    pages = {
+        "a.txt": ("Pinto, André Susano", [RawPaper("Deep Nets", "arXiv.org AI", words(100, 30))]),
+        "b.txt": ("Pinto, Andre Susano", [RawPaper("deep  NETS", "arXiv.org AI", words(200, 30))]),
+        "c.txt": ("Kavukcuoglu, K.", [RawPaper("Graph Models", "arXiv.org AI", near)]),
+        "d.txt": ("Kavukcuoglu, Koray", [RawPaper("Graph Ideas", "Venue", near_edited)]),
+    }
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    for file_name, (name, papers) in pages.items():
+        (seeds / file_name).write_text(render_author_page(name, papers), encoding="utf-8")
+    settings = Settings(seeds=seeds, warehouse=tmp_path / "wh")
+    run_stages(settings)
+
+    def rows(query: str) -> list[tuple[object, ...]]:
+        return run_query(settings.warehouse, query)[1]
+
+    assert rows("select count(*) from papers") == [(4,)]  # nothing merged
+    assert rows("select count(*) from authors") == [(4,)]
+    papers = dict(rows("select title, paper_id from papers"))
+    got = rows(
+        "select reason, round(score, 2), paper_id_a, paper_id_b from paper_review order by 1"
+    )
+    assert got == [
+        ("NEAR_ABSTRACT", 0.95, *sorted([papers["Graph Models"], papers["Graph Ideas"]])),
+        ("SAME_TITLE", 0.0, *sorted([papers["Deep Nets"], papers["deep NETS"]])),
+    ]
+    reasons = rows(
+        "select a.display_name, b.display_name, r.reason from author_review r "
+        "join authors a on a.author_id = r.author_id_a "
+        "join authors b on b.author_id = r.author_id_b order by r.reason"
+    )
+    assert {(frozenset(r[:2]), r[2]) for r in reasons} == {
+        (frozenset({"André Susano Pinto", "Andre Susano Pinto"}), "ACCENTS"),
+        (frozenset({"K. Kavukcuoglu", "Koray Kavukcuoglu"}), "INITIALS"),
+    }
+    for block in ALL_SQL:
+        if block.text.startswith(NO_ROWS_ON_SEEDS):
+            assert run_query(settings.warehouse, block.text)[1], block.where
+    result = CliRunner().invoke(app, ["report", "--warehouse", str(settings.warehouse)])
+    assert result.exit_code == 0, result.output
+    page = (settings.warehouse / "report.html").read_text(encoding="utf-8")
+    assert "NEAR_ABSTRACT: 1, SAME_TITLE: 1." in page and "ACCENTS: 1, INITIALS: 1." in page
+    assert all(f"<td>{title}</td>" in page for title in papers)

@@ -15,7 +15,7 @@ import html
 import io
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,6 +54,11 @@ class ReportData:
     # suite, expectation, column, status, observed (JSON), description; empty when the
     # warehouse predates the table
     validation: list[tuple[str, str, str | None, str, str, str | None]]
+    # (reason, pairs) per queue, and the top pairs with their evidence
+    paper_reasons: list[tuple[str, int]] = field(default_factory=list)
+    paper_pairs: list[tuple[object, ...]] = field(default_factory=list)
+    author_reasons: list[tuple[str, int]] = field(default_factory=list)
+    author_pairs: list[tuple[object, ...]] = field(default_factory=list)
 
 
 def _fetch(con: duckdb.DuckDBPyConnection, query: str) -> list[tuple[Any, ...]]:
@@ -118,9 +123,72 @@ def read_report_data(warehouse: Path) -> ReportData:
                 "select suite, expectation, column_name, status, observed, description "
                 "from validation_results order by ordinal",
             )
+        queues = _review_queues(con) if _has_table(con, "paper_review") else ([], [], [], [])
     finally:
         con.close()
-    return ReportData(counts, top, subjects, authors, edges, rejected, validation)
+    return ReportData(counts, top, subjects, authors, edges, rejected, validation, *queues)
+
+
+REVIEW_TOP = 15
+
+
+def _review_queues(
+    con: duckdb.DuckDBPyConnection,
+) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
+    """Pairs per reason in each queue, and the top pairs with what makes them look alike."""
+    paper_reasons = _fetch(con, "select reason, count(*) from paper_review group by 1 order by 1")
+    papers = _fetch(
+        con,
+        "select r.reason, round(r.score, 3), a.title, b.title, a.source, b.source "
+        "from paper_review r join papers a on a.paper_id = r.paper_id_a "
+        "join papers b on b.paper_id = r.paper_id_b "
+        "order by r.score desc nulls last, r.paper_id_a, r.paper_id_b "
+        f"limit {REVIEW_TOP}",
+    )
+    author_reasons = _fetch(con, "select reason, count(*) from author_review group by 1 order by 1")
+    authors = _fetch(
+        con,
+        "select r.reason, a.display_name, b.display_name, r.shared_coauthors "
+        "from author_review r join authors a on a.author_id = r.author_id_a "
+        "join authors b on b.author_id = r.author_id_b "
+        "order by r.shared_coauthors desc, r.author_id_a, r.author_id_b "
+        f"limit {REVIEW_TOP}",
+    )
+    return paper_reasons, papers, author_reasons, authors
+
+
+def review_section(data: ReportData) -> str:
+    """The review queues: how many pairs per reason, and the most alike pairs (never merged)."""
+    parts = [
+        "<p>Pairs that may be one paper or one person, for a person to decide; nothing is "
+        "merged (<code>paper_review</code>, <code>author_review</code>).</p>"
+    ]
+    for title, reasons, pairs, header in (
+        (
+            "paper_review",
+            data.paper_reasons,
+            data.paper_pairs,
+            ["reason", "score", "title a", "title b", "source a", "source b"],
+        ),
+        (
+            "author_review",
+            data.author_reasons,
+            data.author_pairs,
+            ["reason", "author a", "author b", "shared co-authors"],
+        ),
+    ):
+        parts.append(f"<h3>{title}</h3>")
+        if not reasons:
+            parts.append('<p class="ok">No pairs to review.</p>')
+            continue
+        summary = ", ".join(f"{reason}: {n}" for reason, n in reasons)
+        parts.append(f"<p>{html.escape(summary)}. The top {len(pairs)}:</p>")
+        parts.append(_table(header, [tuple(_score(v) for v in row) for row in pairs]))
+    return "\n".join(parts)
+
+
+def _score(value: object) -> object:
+    return f"{value:.3f}" if isinstance(value, float) else value
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -314,6 +382,8 @@ def render_report(data: ReportData, data_docs_link: str | None, source: str) -> 
 <p>Authors are linked when their pages list a common paper; edge labels count shared papers,
 node size grows with the author's papers. {_graph_cut(data)}</p>
 {graph}
+<h2>Review queues</h2>
+{review_section(data)}
 <h2>Rejected files</h2>
 {rejected}
 <h2>Validation results</h2>
