@@ -488,15 +488,20 @@ def validate(transformed: Transformed, settings: Settings) -> ValidationReport:
     tables: dict[str, Path] = {t.name: transformed.table_path(t.name) for t in CORE_TABLES}
     stats = run_page_stats(transformed, settings)
     changed = changed_rows(transformed, settings) if transformed.keys_match else None
+    tables["ledger"] = ledger_checks_for(transformed, settings)
+    return validate_tables(tables, settings.data_docs_dir, changed=changed, page_stats=stats)
+
+
+def ledger_checks_for(transformed: Transformed, settings: Settings) -> Path:
+    """The ledger suite's input: one row of violation counts, staged as Parquet."""
     ledger = {t: transformed.table_path(t) for t in ("papers", "authorship", "listings")}
     ledger["page_links"] = transformed.state_path() / "page_links.parquet"
     target = transformed.stage_dir / "checks" / "ledger.parquet"
     try:
-        tables["ledger"] = ledger_checks(ledger, target, _limits(settings))
+        return ledger_checks(ledger, target, _limits(settings))
     except OSError as exc:
         shutil.rmtree(transformed.stage_dir, ignore_errors=True)  # give the space back
         raise _staging_error(exc, settings.warehouse) from None
-    return validate_tables(tables, settings.data_docs_dir, changed=changed, page_stats=stats)
 
 
 def run_page_stats(transformed: Transformed, settings: Settings) -> pl.DataFrame:
