@@ -14,6 +14,7 @@ import base64
 import html
 import io
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -231,7 +232,11 @@ class _Raw:
 def _svg(figure: Figure) -> str:
     """The figure as an inline <img> (base64 SVG; text as paths, so no fonts are needed)."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="svg", bbox_inches="tight")
+    with warnings.catch_warnings():
+        # A name in a script no installed font has (CJK without a CJK font) is drawn as boxes;
+        # the tables beside each chart show it as text. Not worth a warning per glyph.
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font")
+        figure.savefig(buffer, format="svg", bbox_inches="tight")
     encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
     return f'<img alt="chart" src="data:image/svg+xml;base64,{encoded}">'
 
