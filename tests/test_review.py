@@ -365,8 +365,8 @@ def test_crafted_pages_show_each_reason_and_nothing_is_merged(tmp_path: Path) ->
     }
     seeds = tmp_path / "seeds"
     seeds.mkdir()
-    for file_name, (name, papers) in pages.items():
-        (seeds / file_name).write_text(render_author_page(name, papers), encoding="utf-8")
+    for file_name, (name, listed) in pages.items():
+        (seeds / file_name).write_text(render_author_page(name, listed), encoding="utf-8")
     settings = Settings(seeds=seeds, warehouse=tmp_path / "wh")
     run_stages(settings)
 
@@ -375,7 +375,7 @@ def test_crafted_pages_show_each_reason_and_nothing_is_merged(tmp_path: Path) ->
 
     assert rows("select count(*) from papers") == [(4,)]  # nothing merged
     assert rows("select count(*) from authors") == [(4,)]
-    papers = dict(rows("select title, paper_id from papers"))
+    papers = {str(t): str(i) for t, i in rows("select title, paper_id from papers")}
     got = rows(
         "select reason, round(score, 2), paper_id_a, paper_id_b from paper_review order by 1"
     )
