@@ -508,7 +508,7 @@ def run_page_stats(transformed: Transformed, settings: Settings) -> pl.DataFrame
     """The run-level page statistics of the staged parse cache (one row)."""
     limits = _limits(settings)
     try:
-        return page_stats(transformed.state_path(), limits.memory_limit, limits.threads)
+        return page_stats(transformed.state_path(), limits.memory_limit)
     except OSError as exc:
         shutil.rmtree(transformed.stage_dir, ignore_errors=True)  # nothing is published
         raise WarehouseUnusable(

@@ -202,7 +202,7 @@ def test_a_small_drifted_run_warns_and_records_it(
     # `authorgraph validate` judges the published version's page statistics the same way.
     result = CliRunner().invoke(app, ["validate", "--warehouse", str(settings.warehouse)])
     assert result.exit_code == 0, result.output
-    assert "validation: passed (70 expectations)" in result.output
+    assert "validation: passed (74 expectations)" in result.output
     assert f"authorgraph: warning: {warned[0]}" in result.output
 
 

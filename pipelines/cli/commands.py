@@ -325,8 +325,14 @@ def published_ledger_checks(version: Path) -> pl.DataFrame:
     paths = {n: version / PARQUET_DIR / f"{n}.parquet" for n in ("papers", "authorship")}
     paths["listings"] = version / PARQUET_DIR / "listings.parquet"
     paths["page_links"] = version / STATE_DIR / "page_links.parquet"
+    import duckdb
+
     with tempfile.TemporaryDirectory(prefix="authorgraph-ledger-") as tmp:
-        return pl.read_parquet(ledger_checks(paths, Path(tmp) / "ledger.parquet", BuildLimits()))
+        try:
+            checks = ledger_checks(paths, Path(tmp) / "ledger.parquet", BuildLimits())
+        except duckdb.Error as exc:  # a damaged file: the table suites say which, in one line
+            raise OSError(" ".join(str(exc).split())) from None
+        return pl.read_parquet(checks)
 
 
 @app.command()

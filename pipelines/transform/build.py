@@ -297,7 +297,7 @@ def write_cache(
             f"COPY (SELECT DISTINCT ON (variant_id) * FROM {source} WHERE {part} AND variant_id "
             f"IN (SELECT variant_id FROM cache.page_links WHERE {part})) "
             f"TO {sql_literal(str(target))} (FORMAT parquet, COMPRESSION zstd, "
-            f"COMPRESSION_LEVEL 1)"
+            f"COMPRESSION_LEVEL 1, ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
         )
         no_world_write(target)
     _view(con, "variants", variant_files(state_dir))

@@ -28,12 +28,14 @@ into SQL text.
 
 from __future__ import annotations
 
+import tempfile
 from contextlib import closing
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
+from authorgraph.pipelines.load.errors import MemoryLimitReached
 from authorgraph.pipelines.load.publish import os_errors, sql_literal
 
 #: A source line longer than this is no source line (the longest real one is ~60 characters).
@@ -122,19 +124,30 @@ def stats_sql(state_dir: Path) -> str:
     """
 
 
-def page_stats(state_dir: Path, memory_limit: str = "512MB", threads: int = 2) -> pl.DataFrame:
+def page_stats(state_dir: Path, memory_limit: str = "512MB") -> pl.DataFrame:
     """The run-level page statistics of the cache under `state_dir`, as one row
     (`STATS_SCHEMA`). Raises OSError when the cache files cannot be read."""
-    config: dict[str, str | bool | int | float | list[str]] = {
-        "memory_limit": memory_limit,
-        "threads": max(threads, 1),
-        "autoinstall_known_extensions": False,
-        "autoload_known_extensions": False,
-    }
-    with os_errors(), closing(duckdb.connect(":memory:", config=config)) as con:
-        try:
-            row = con.execute(stats_sql(state_dir)).fetchone()
-        except duckdb.IOException as exc:
-            raise OSError(f"cannot read the parse cache in {state_dir}: {exc}") from None
+    with tempfile.TemporaryDirectory(prefix="authorgraph-stats-") as spill:
+        config: dict[str, str | bool | int | float | list[str]] = {
+            "memory_limit": memory_limit,
+            # One thread: each scan of the texts holds a row group (a cache part written by
+            # older code is one 90 MB group); two threads ran out of 512MB at 200k pages,
+            # one takes 4 s there. Spill rather than fail; no buffering for row order.
+            "threads": 1,
+            "temp_directory": spill,
+            "preserve_insertion_order": False,
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+        }
+        with os_errors(), closing(duckdb.connect(":memory:", config=config)) as con:
+            try:
+                row = con.execute(stats_sql(state_dir)).fetchone()
+            except duckdb.IOException as exc:
+                raise OSError(f"cannot read the parse cache in {state_dir}: {exc}") from None
+            except duckdb.OutOfMemoryException:
+                raise MemoryLimitReached(
+                    f"DuckDB needed more than its {memory_limit} memory limit for the page "
+                    "statistics; raise AUTHORGRAPH_MEMORY_LIMIT"
+                ) from None
     assert row is not None  # an aggregate without GROUP BY is one row
     return pl.DataFrame([row], schema=STATS_SCHEMA, orient="row")
