@@ -35,7 +35,9 @@ if TYPE_CHECKING:
 
 TOP_AUTHORS = 10
 #: The co-author graph draws at most this many authors: those with the most co-authors.
-GRAPH_AUTHORS = 30
+GRAPH_AUTHORS = 20
+#: Above this many edges the graph drops its edge labels (edge width still shows the count).
+LABELLED_EDGES = 25
 COLOR = "#3b6ea5"
 ACCENT = "#d98c2b"
 # Every text artist is made (and drawn) with these: data is text, `$...$` is not mathtext.
@@ -270,32 +272,33 @@ def _coauthor_graph(data: ReportData) -> str:
         graph.add_node(author_id, name=name, papers=papers)
     for a, b, shared in data.edges:
         graph.add_edge(a, b, shared=shared)
-    # A circle reads best for a handful of authors; a force layout once there are many.
-    if graph.number_of_nodes() <= 12:
-        layout = nx.circular_layout(graph)
-    else:
-        layout = nx.spring_layout(graph, seed=7, weight="shared")
-    figure = Figure(figsize=(7.5, 5.5))
+    # A circle reads best: nodes never overlap and every label has room. Few authors are
+    # drawn (GRAPH_AUTHORS), so the circle stays legible.
+    layout = nx.circular_layout(graph)
+    figure = Figure(figsize=(9, 7.5))
     ax = figure.subplots()
-    widths = [1 + 1.5 * graph.edges[e]["shared"] for e in graph.edges]
+    most = max((graph.edges[e]["shared"] for e in graph.edges), default=1)
+    widths = [0.8 + 4 * graph.edges[e]["shared"] / most for e in graph.edges]
     nx.draw_networkx_edges(graph, layout, ax=ax, width=widths, edge_color="#9aa5b1")
-    nx.draw_networkx_edge_labels(
-        graph,
-        layout,
-        ax=ax,
-        edge_labels={e: graph.edges[e]["shared"] for e in graph.edges},
-        font_size=9,
-        bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none"},
-    )
-    sizes = [200 + 80 * graph.nodes[n]["papers"] for n in graph.nodes]
+    if graph.number_of_edges() <= LABELLED_EDGES:
+        nx.draw_networkx_edge_labels(
+            graph,
+            layout,
+            ax=ax,
+            edge_labels={e: graph.edges[e]["shared"] for e in graph.edges},
+            font_size=9,
+            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none"},
+        )
+    biggest = max((graph.nodes[n]["papers"] for n in graph.nodes), default=1) or 1
+    sizes = [150 + 650 * graph.nodes[n]["papers"] / biggest for n in graph.nodes]
     nx.draw_networkx_nodes(graph, layout, ax=ax, node_size=sizes, node_color=ACCENT)
-    below = {n: (x, y - 0.2) for n, (x, y) in layout.items()}
+    below = {n: (x, y - 0.12) for n, (x, y) in layout.items()}
     nx.draw_networkx_labels(
         graph,
         below,
         ax=ax,
         labels={n: f"{graph.nodes[n]['name']} ({graph.nodes[n]['papers']})" for n in graph.nodes},
-        font_size=10,
+        font_size=9,
         bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "#cbd2d9"},
     )
     ax.margins(0.15)
@@ -384,8 +387,9 @@ def render_report(data: ReportData, data_docs_link: str | None, source: str) -> 
 {subject_chart}
 {_table(["subject (or source)", "papers", "authors"], data.subjects)}
 <h2>Co-author graph</h2>
-<p>Authors are linked when their pages list a common paper; edge labels count shared papers,
-node size grows with the author's papers. {_graph_cut(data)}</p>
+<p>Authors are linked when their pages list a common paper; edge width (and, on a small graph,
+the edge label) counts shared papers, node size grows with the author's papers.
+{_graph_cut(data)}</p>
 {graph}
 <h2>Review queues</h2>
 {review_section(data)}
