@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import os
 import warnings
 from collections.abc import Sequence
@@ -216,12 +217,30 @@ def validation_section(rows: list[tuple[str, str, str | None, str, str, str | No
     for suite, expectation, column, status, observed, description in rows:
         shown = f'<span class="{html.escape(status)}">{html.escape(status)}</span>'
         suites.setdefault(suite, []).append(
-            (expectation, column, _Raw(shown), observed, description)
+            (expectation, column, _Raw(shown), _observed(observed), description)
         )
     for suite, items in suites.items():
         parts.append(f"<h3>{html.escape(suite)}</h3>")
         parts.append(_table(["expectation", "column", "status", "observed", "meaning"], items))
     return "\n".join(parts)
+
+
+def _observed(text: str) -> str:
+    """The stored observation (JSON) as `key: value` pairs for a reader."""
+    try:
+        seen = json.loads(text)
+    except ValueError:
+        return text
+    if not isinstance(seen, dict):
+        return str(seen)
+    parts = []
+    for key, value in seen.items():
+        if isinstance(value, float):
+            value = f"{value:.4g}"
+        elif isinstance(value, list):
+            value = ", ".join(str(v) for v in value)
+        parts.append(f"{key.replace('_', ' ')}: {value}")
+    return "; ".join(parts)
 
 
 @dataclass(frozen=True)
