@@ -40,6 +40,7 @@ def test_run_then_sql(tmp_path: Path) -> None:
     assert code == 0, output
     assert "5 read, 5 loaded, 0 rejected" in output
     assert "authors 5, papers 25, authorship 33" in output
+    assert "to review: paper pairs 0, author pairs 0 (flagged, never merged)" in output
     assert "validation: passed" in output
     for path in [
         "authorgraph.duckdb",

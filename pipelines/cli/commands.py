@@ -206,6 +206,12 @@ def print_summary(summary: object) -> None:
         f"authorship {counts['authorship']}",
         markup=False,
     )
+    if "paper_review" in counts:
+        out.print(
+            f"  to review: paper pairs {counts['paper_review']}, author pairs "
+            f"{counts['author_review']} (flagged, never merged)",
+            markup=False,
+        )
     out.print(f"  validation: {summary.validation.headline()}", markup=False)
     out.print(f"  duckdb: {summary.duckdb_path}", markup=False)
     out.print(f"  data docs: {summary.data_docs_index}", markup=False)
