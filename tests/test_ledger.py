@@ -183,3 +183,15 @@ def test_seeds_ledger_checks_are_clean(
             n: con.sql(f"SELECT * FROM {n}").pl() for n in ("papers", "authorship", "listings")
         }
     assert set(_checks(tables, tmp_path).values()) == {0}
+
+
+def test_the_canonical_listing_is_the_first_in_file_order_whatever_the_page_order() -> None:
+    """Pages handed over in reverse file order (hypothesis found the reference rules marking
+    b.txt canonical: a polars join need not keep its left side's order)."""
+    shared = RawPaper("T", "S", None)
+    pages = [("b.txt", AuthorPage("0", (shared,))), ("a.txt", AuthorPage("0", (shared,)))]
+    listings = build_tables(stage_pages(pages))["listings"]
+    assert listings.select("source_file", "is_canonical").rows() == [
+        ("a.txt", True),
+        ("b.txt", False),
+    ]

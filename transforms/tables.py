@@ -119,6 +119,7 @@ def build_tables(staged: StagedPages) -> dict[str, pl.DataFrame]:
         links.join(
             staged.page_authors.select("file_name", "author_id"), on="file_name", how="inner"
         )
+        .sort(["file_name", "position"])  # a join need not keep the left side's order
         .with_columns(is_canonical=pl.int_range(pl.len()).over("paper_id") == 0)
         .rename({"file_name": "source_file"})
         .select(LISTINGS.column_names)
