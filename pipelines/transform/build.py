@@ -399,19 +399,28 @@ def build_tables(stage_dir: Path, inputs: CacheInputs, limits: BuildLimits) -> B
     return Built(counts, seconds)
 
 
+@contextmanager
+def scratch_connection(spill: Path, limits: BuildLimits) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB for a query over Parquet files, its memory bounded, spilling to
+    `spill` (removed afterwards); DuckDB's I/O errors arrive as OSError."""
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "memory_limit": limits.memory_limit,
+        "threads": max(limits.threads, 1),
+        "temp_directory": str(make_dir(spill)),
+    }
+    with os_errors(), closing(duckdb.connect(config=config)) as con:
+        yield con
+    shutil.rmtree(spill, ignore_errors=True)
+
+
 def rows_not_in(
     new: dict[str, Path], old: dict[str, Path], out_dir: Path, limits: BuildLimits
 ) -> dict[str, Path]:
     """Per table, a Parquet file of the rows of `new[name]` that are not in `old[name]`
     (what a re-run changed; row-level checks need to see only these)."""
     make_dir(out_dir)
-    config: dict[str, str | bool | int | float | list[str]] = {
-        "memory_limit": limits.memory_limit,
-        "threads": max(limits.threads, 1),
-        "temp_directory": str(make_dir(out_dir / "spill")),
-    }
     paths = {}
-    with os_errors(), closing(duckdb.connect(config=config)) as con:
+    with scratch_connection(out_dir / "spill", limits) as con:
         for name, path in new.items():
             target = out_dir / f"{name}.parquet"
             con.execute(
@@ -448,15 +457,9 @@ def ledger_checks(tables: dict[str, Path], target: Path, limits: BuildLimits) ->
     files and the parsed listings (`page_links`, the run's cache) into `target`, with
     DuckDB's memory bounded: only keys are read."""
     make_dir(target.parent)
-    config: dict[str, str | bool | int | float | list[str]] = {
-        "memory_limit": limits.memory_limit,
-        "threads": max(limits.threads, 1),
-        "temp_directory": str(make_dir(target.parent / "spill")),
-    }
-    with os_errors(), closing(duckdb.connect(config=config)) as con:
+    with scratch_connection(target.parent / "spill", limits) as con:
         for name in ("papers", "authorship", "listings", "page_links"):
             source = sql_literal(str(tables[name]))
             con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({source})")
         _copy_to(con, LEDGER_CHECKS, target)
-    shutil.rmtree(target.parent / "spill", ignore_errors=True)
     return target
