@@ -61,7 +61,7 @@ def test_serve_runs_on_schedule_and_stops_everything_it_started(
 ) -> None:
     """SIGTERM (what a container runtime sends) stops serve, exit 0, and all it started."""
     warehouse = tmp_path / "wh"
-    serve = start_serve(seeds_copy, warehouse, tmp_path)
+    serve = start_serve(seeds_copy, warehouse, tmp_path, interval=10)  # two runs, 10 s apart
     started: dict[int, psutil.Process] = {}
     try:
         parent = psutil.Process(serve.pid)
