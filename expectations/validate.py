@@ -63,9 +63,6 @@ DEFAULT_CHUNK_ROWS = 100_000
 CHUNK_BYTES = 24 * 2**20
 
 TableInput = Path | pl.DataFrame  # a Parquet file of the whole table, or a frame
-#: A table's Parquet file that is ready only when asked for: judged after every other input,
-#: so whatever makes it can run meanwhile.
-Deferred = Callable[[], Path]
 _T = TypeVar("_T")
 
 # Which expectations judge each row alone (run per chunk, and only on changed rows when told),
@@ -489,7 +486,7 @@ class _Collected:
 
 
 def validate_tables(
-    tables: Mapping[str, TableInput | Deferred],
+    tables: Mapping[str, TableInput],
     docs_dir: Path,
     suites_dir: Path = SUITES_DIR,
     changed: Mapping[str, TableInput] | None = None,
@@ -498,8 +495,7 @@ def validate_tables(
 ) -> ValidationReport:
     """Run each table's suite and the cross-table suite; rebuild the Data Docs site.
 
-    `tables` holds each core table whole (a Parquet file or a frame; a `Deferred` one is
-    asked for its file only after every other input was judged). `changed[name]`, when
+    `tables` holds each core table whole (a Parquet file or a frame). `changed[name]`, when
     given, holds only the rows of that table that are new or different since its last
     validated version under the same suites: its row-level expectations judge only those
     rows, while set- and schema-level expectations and the cross-table suite always judge the
@@ -646,7 +642,7 @@ def _gate(meta: Mapping[str, Any], row: Mapping[str, Any] | None) -> str | None:
 
 
 def _run_suites(
-    tables: Mapping[str, TableInput | Deferred],
+    tables: Mapping[str, TableInput],
     changed: Mapping[str, TableInput],
     site_dir: Path,
     suites_dir: Path,
@@ -661,8 +657,7 @@ def _run_suites(
     An expectation whose `meta.severity` is `warning`, or any expectation of a suite whose
     `meta.min_papers` exceeds its one-row input's `papers`, warns instead of failing."""
     gx = _gx()
-    deferred = {name: data for name, data in tables.items() if callable(data)}
-    sources = {name: _Source(data) for name, data in tables.items() if not callable(data)}
+    sources = {name: _Source(data) for name, data in tables.items()}
     inputs = dict(sources)
     if RELATIONSHIP_KEYS.keys() <= sources.keys():  # the cross-table suite needs all three
         keys = {n: pl.DataFrame(sources[n].project(k)) for n, k in RELATIONSHIP_KEYS.items()}
@@ -673,8 +668,7 @@ def _run_suites(
     data_source = context.data_sources.add_pandas(name="authorgraph")
     ExpectationConfiguration = gx.expectations.expectation_configuration.ExpectationConfiguration
     ExpectationSuite = gx.core.expectation_suite.ExpectationSuite
-    for name in [*inputs, *deferred]:
-        source = inputs[name] if name in inputs else _Source(deferred[name]())
+    for name, source in inputs.items():
         doc = json.loads((suites_dir / f"{name}.json").read_text(encoding="utf-8"))
         declared = doc["expectations"]
         outcomes = [_Outcome() for _ in declared]

@@ -15,7 +15,7 @@ import shutil
 import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,9 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from authorgraph.expectations.validate import (
-    Deferred,
     ExpectationResult,
-    TableInput,
     ValidationFailed,
     ValidationReport,
     validate_tables,
@@ -84,8 +82,7 @@ from authorgraph.pipelines.transform.build import (
     BuildLimits,
     Built,
     CacheInputs,
-    build_core_tables,
-    build_explained,
+    build_tables,
     ledger_checks,
     rows_not_in,
 )
@@ -281,9 +278,6 @@ class Transformed:
     keys_match: bool = False  # the published tables were built under this run's output key
     unchanged: bool = False  # same inputs, code and settings as the intact published version
     warnings: list[str] = field(default_factory=list)
-    #: The ledger and review queues still being built beside validation (a large run), until
-    #: `finish_explained` collects them.
-    explaining: Explaining | None = field(default=None, repr=False, compare=False)
 
     @property
     def row_counts(self) -> dict[str, int]:
@@ -393,17 +387,15 @@ def transform(
         transformed.counts = _published_counts(transformed)
     else:
         inputs = CacheInputs(batch_dir, previous.cache_dir, _reused_keys(reused))
-        limits = _limits(settings)
-        with _build_errors(stage_dir, settings):
-            large = isolated(inputs)
-            built = build_isolated(stage_dir, inputs, limits, large)
+        try:
+            built = build_isolated(stage_dir, inputs, _limits(settings))
             transformed.counts, transformed.seconds = built.counts, built.seconds
-            if large:  # built beside the core tables' validation (see `validate`)
-                transformed.explaining = Explaining.start(stage_dir, limits)
-            else:
-                explained = build_explained(stage_dir, limits)
-                transformed.counts.update(explained.counts)
-                transformed.seconds.update(explained.seconds)
+        except OSError as exc:
+            shutil.rmtree(stage_dir, ignore_errors=True)  # give the space back
+            raise _staging_error(exc, settings.warehouse) from None
+        except MemoryLimitReached:
+            shutil.rmtree(stage_dir, ignore_errors=True)
+            raise
     shutil.rmtree(batch_dir, ignore_errors=True)  # merged into the staged cache
     return transformed
 
@@ -414,87 +406,15 @@ def transform(
 ISOLATE_BYTES = 64 * 2**20
 
 
-def isolated(inputs: CacheInputs) -> bool:
-    """Whether the build's input (parse batches + cache) is large enough to build in child
-    processes (over ISOLATE_BYTES)."""
+def build_isolated(stage_dir: Path, inputs: CacheInputs, limits: BuildLimits) -> Built:
+    """`build_tables`, in a spawned child process when the input is large."""
     files = [*inputs.batch_dir.glob("*.parquet")]
     if inputs.previous_cache is not None:
         files += [*inputs.previous_cache.rglob("*.parquet")]
-    return sum(f.stat().st_size for f in files) > ISOLATE_BYTES
-
-
-def build_isolated(stage_dir: Path, inputs: CacheInputs, limits: BuildLimits, large: bool) -> Built:
-    """The cache and core tables (`build_core_tables`), in a spawned child process when the
-    input is `large`."""
-    if not large:
-        return build_core_tables(stage_dir, inputs, limits)
+    if sum(f.stat().st_size for f in files) <= ISOLATE_BYTES:
+        return build_tables(stage_dir, inputs, limits)
     with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
-        return pool.submit(build_core_tables, stage_dir, inputs, limits).result()
-
-
-@dataclass
-class Explaining:
-    """The ledger and review queues (`build_explained`) being built in a spawned child
-    process while this one validates the core tables: validation is mostly one thread of
-    Python, so on two or more cores the explained tables cost little extra wall time. Memory:
-    the child is bounded by the same `memory_limit` as every DuckDB of the run."""
-
-    pool: ProcessPoolExecutor
-    future: Future[Built]
-
-    @classmethod
-    def start(cls, stage_dir: Path, limits: BuildLimits) -> Explaining:
-        pool = ProcessPoolExecutor(1, mp_context=get_context("spawn"))
-        return cls(pool, pool.submit(build_explained, stage_dir, limits))
-
-    def result(self) -> Built:
-        """Wait for the child's tables (its exceptions are raised here)."""
-        try:
-            return self.future.result()
-        finally:
-            self.pool.shutdown()
-
-    def abort(self) -> None:
-        """Stop the child now (the run stops before its tables are needed)."""
-        self.future.cancel()
-        for process in list(getattr(self.pool, "_processes", {}).values()):
-            process.kill()  # ProcessPoolExecutor has no public kill before Python 3.14
-        self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-@contextmanager
-def _build_errors(stage_dir: Path, settings: Settings) -> Iterator[None]:
-    """A build that fails gives its staging space back: a full disk becomes StagingFailed,
-    a memory limit too small is raised as it is."""
-    try:
-        yield
-    except OSError as exc:
-        shutil.rmtree(stage_dir, ignore_errors=True)  # give the space back
-        raise _staging_error(exc, settings.warehouse) from None
-    except MemoryLimitReached:
-        shutil.rmtree(stage_dir, ignore_errors=True)
-        raise
-
-
-def finish_explained(transformed: Transformed, settings: Settings) -> None:
-    """Collect the explained tables built beside validation (nothing to do when they were
-    built inline): their counts and seconds, and how long this run waited for them."""
-    pending, transformed.explaining = transformed.explaining, None
-    if pending is None:
-        return
-    started = time.perf_counter()
-    with _build_errors(transformed.stage_dir, settings):
-        built = pending.result()
-    transformed.counts.update(built.counts)
-    transformed.seconds.update(built.seconds)
-    transformed.seconds["explain_wait"] = time.perf_counter() - started
-
-
-def abort_explained(transformed: Transformed) -> None:
-    """Stop a child still building the explained tables (the run is stopping)."""
-    pending, transformed.explaining = transformed.explaining, None
-    if pending is not None:
-        pending.abort()
+        return pool.submit(build_tables, stage_dir, inputs, limits).result()
 
 
 def _limits(settings: Settings) -> BuildLimits:
@@ -565,21 +485,11 @@ def validate(transformed: Transformed, settings: Settings) -> ValidationReport:
     set-level ones (keys, uniqueness, relationships) always see whole tables. The page
     statistics always describe the whole run (every page, reused ones too).
     """
-    tables: dict[str, TableInput | Deferred] = {
-        t.name: transformed.table_path(t.name) for t in CORE_TABLES
-    }
-    try:
-        stats = run_page_stats(transformed, settings)
-        changed = changed_rows(transformed, settings) if transformed.keys_match else None
-
-        def ledger() -> Path:  # judged last: a large run builds the ledger meanwhile
-            finish_explained(transformed, settings)
-            return ledger_checks_for(transformed, settings)
-
-        tables["ledger"] = ledger
-        return validate_tables(tables, settings.data_docs_dir, changed=changed, page_stats=stats)
-    finally:
-        abort_explained(transformed)  # validation stopped before it needed the ledger
+    tables: dict[str, Path] = {t.name: transformed.table_path(t.name) for t in CORE_TABLES}
+    stats = run_page_stats(transformed, settings)
+    changed = changed_rows(transformed, settings) if transformed.keys_match else None
+    tables["ledger"] = ledger_checks_for(transformed, settings)
+    return validate_tables(tables, settings.data_docs_dir, changed=changed, page_stats=stats)
 
 
 def ledger_checks_for(transformed: Transformed, settings: Settings) -> Path:
@@ -893,10 +803,7 @@ def run_sequence(
         if unchanged:  # same inputs, same code and settings: the published tables passed
             report = carried_over_report(transformed, settings)
         else:
-            try:
-                report = steps.validate(transformed, settings)
-            finally:  # a step that never asked for the explained tables stops their build
-                abort_explained(transformed)
+            report = steps.validate(transformed, settings)
             transformed.warnings.extend(report.warnings)  # recorded with the run
             transformed.validation = report.results
         record = run_record(run_id, started_at, transformed, report, settings)

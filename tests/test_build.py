@@ -10,7 +10,6 @@ from __future__ import annotations
 import random
 import shutil
 from pathlib import Path
-from threading import Event
 from typing import Any
 
 import polars as pl
@@ -231,86 +230,31 @@ def test_a_memory_limit_too_small_to_build_is_one_named_error(tmp_path: Path) ->
     assert "\n" not in str(info.value)
 
 
-def test_a_large_build_runs_in_child_processes_with_the_same_tables(
+def test_a_large_build_runs_in_a_child_process_with_the_same_tables(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seeds_warehouse: Path
 ) -> None:
-    """Forced isolation (as for inputs over 64 MiB): the core tables are built in a spawned
-    child, the ledger and review queues in another one that is still at work when
-    validation starts (it waits for them only for the ledger suite), and the published
-    tables equal an in-process build's (the session's `seeds_warehouse`)."""
+    """Forced isolation (as for inputs over 64 MiB): the DuckDB build runs in a spawned child,
+    and the published tables equal an in-process build's (the session's `seeds_warehouse`)."""
     import os
 
     from authorgraph.pipelines import stages
     from authorgraph.pipelines.config import Settings
-    from tests.conftest import SEEDS
+    from tests.conftest import SEEDS, run_stages
 
     children: list[int] = []
-    seen: dict[str, object] = {}
 
     class Spy(stages.ProcessPoolExecutor):
         def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
             future = super().submit(fn, *args, **kwargs)
             children.extend(p.pid for p in self._processes.values() if p.pid is not None)
-            seen[fn.__name__] = future
             return future
-
-    validate = stages.validate
-
-    def spy_validate(transformed: Any, settings: Any) -> Any:
-        seen["pending_at_validate"] = transformed.explaining is not None
-        seen["counts_at_validate"] = set(transformed.counts)
-        return validate(transformed, settings)
 
     # seeds/ is far below the threshold: `seeds_warehouse` was built inline, in its run's process.
     assert sum(p.stat().st_size for p in SEEDS.iterdir()) * 100 < stages.ISOLATE_BYTES
     monkeypatch.setattr(stages, "ProcessPoolExecutor", Spy)
     monkeypatch.setattr(stages, "ISOLATE_BYTES", 0)
-    settings = Settings(seeds=SEEDS, warehouse=tmp_path / "isolated")
-    transformed = stages.run_sequence(settings, stages.Steps(validate=spy_validate)).transformed
-    assert {"build_core_tables", "build_explained"} <= seen.keys()
-    assert len(set(children)) == 2 and os.getpid() not in children
-    # Handed to validation unfinished; collected there, with how long the run waited.
-    assert seen["pending_at_validate"] is True
-    assert seen["counts_at_validate"] == {t.name for t in CORE_TABLES}
-    assert transformed.explaining is None and "explain_wait" in transformed.seconds
-    assert set(transformed.counts) == {t.name for t in BUILT_TABLES}
-    isolated = transformed.tables
+    isolated = run_stages(Settings(seeds=SEEDS, warehouse=tmp_path / "isolated")).tables
+    assert children and os.getpid() not in children
     for table in BUILT_TABLES:
         inline = pl.read_parquet(seeds_warehouse / "parquet" / f"{table.name}.parquet")
         assert_frame_equal(isolated[table.name], inline)
-
-
-def test_a_failed_core_validation_stops_the_explained_build(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A run that stops before validation asks for the ledger kills the child building it:
-    no process is left behind, and nothing is published."""
-    import psutil
-
-    from authorgraph.pipelines import stages
-    from authorgraph.pipelines.config import Settings
-    from authorgraph.pipelines.load.errors import WarehouseUnusable
-    from tests.conftest import SEEDS, run_stages
-
-    started: list[psutil.Process] = []
-    explained = Event()
-    start = stages.Explaining.start
-
-    def spy_start(stage_dir: Path, limits: Any) -> Any:
-        pending = start(stage_dir, limits)
-        started.extend(psutil.Process(p.pid) for p in pending.pool._processes.values())
-        explained.set()
-        return pending
-
-    def broken_stats(transformed: Any, settings: Any) -> Any:
-        assert explained.is_set() and started and all(p.is_running() for p in started)
-        raise WarehouseUnusable("cannot compute the page statistics: test")
-
-    monkeypatch.setattr(stages, "ISOLATE_BYTES", 0)
-    monkeypatch.setattr(stages.Explaining, "start", staticmethod(spy_start))
-    monkeypatch.setattr(stages, "run_page_stats", broken_stats)
-    with pytest.raises(WarehouseUnusable):
-        run_stages(Settings(seeds=SEEDS, warehouse=tmp_path / "wh"))
-    _, alive = psutil.wait_procs(started, timeout=30)
-    assert started and alive == []
-    assert not (tmp_path / "wh" / "authorgraph.duckdb").exists()

@@ -11,10 +11,7 @@ Steps, in the staging folder of one run:
 2. the core tables from that cache, first copy in file order winning (`arg_min`), inserted
    in key order into the staged DuckDB file (keys, foreign keys, comments);
 3. each core table copied out to `version/parquet/<table>.parquet`, in key order;
-4. the explained tables (`build_explained`): the listing ledger from the same cache, then the
-   review queues from the core tables' files (`authorgraph.pipelines.transform.review`).
-   Steps 1-3 (`build_core_tables`) are all validation needs first, so a large run builds
-   step 4 in another process while the core tables are validated (`pipelines.stages`).
+4. the review queues from those files (`authorgraph.pipelines.transform.review`).
 
 Wide rows (paper texts) are never sorted or de-duplicated all at once: when the texts are
 larger than the memory limit, steps 1 and 2 run in parts by paper-id prefix (ids are hex
@@ -54,7 +51,7 @@ from authorgraph.pipelines.load.publish import (
     table_ddl,
 )
 from authorgraph.pipelines.transform.review import build_reviews
-from authorgraph.transforms.schema import CORE_TABLES, LEDGER_TABLES, REVIEW_TABLES, Table
+from authorgraph.transforms.schema import CORE_TABLES, LEDGER_TABLES, REVIEW_TABLES
 
 #: Columns of the cached per-page rows (with the content hash they were parsed from).
 CACHE_COLUMNS: dict[str, dict[str, str]] = {
@@ -322,15 +319,14 @@ def build_core(
     state_dir: Path,
     prefixes: list[str],
     seconds: dict[str, float] | None = None,
-    tables: tuple[Table, ...] = (*CORE_TABLES, *LEDGER_TABLES),
 ) -> dict[str, int]:
-    """Build `tables` (core and ledger) from the `cache` views (step 2), one id prefix at a
+    """Build the core and ledger tables from the `cache` views (step 2), one id prefix at a
     time in key order, and copy them to Parquet in that order (step 3). Returns their row
     counts."""
     make_dir(parquet_dir)
     counts = {}
     seconds = {} if seconds is None else seconds
-    for table in tables:
+    for table in (*CORE_TABLES, *LEDGER_TABLES):
         started = time.perf_counter()
         for statement in table_ddl(table):
             con.execute(statement)
@@ -365,24 +361,8 @@ def build_core(
 
 
 def build_tables(stage_dir: Path, inputs: CacheInputs, limits: BuildLimits) -> Built:
-    """Steps 1-3 in `stage_dir` (see the module doc), the core tables and then the explained
-    ones (`build_core_tables`, then `build_explained`); returns the built tables' row counts
+    """Steps 1-3 in `stage_dir` (see the module doc); returns the built tables' row counts
     and each step's seconds."""
-    core = build_core_tables(stage_dir, inputs, limits)
-    explained = build_explained(stage_dir, limits)
-    return Built({**core.counts, **explained.counts}, {**core.seconds, **explained.seconds})
-
-
-def _out_of_memory(limits: BuildLimits) -> MemoryLimitReached:
-    return MemoryLimitReached(
-        f"DuckDB needed more than its {limits.memory_limit} memory limit to build the "
-        "tables; raise AUTHORGRAPH_MEMORY_LIMIT; the published warehouse is unchanged"
-    )
-
-
-def build_core_tables(stage_dir: Path, inputs: CacheInputs, limits: BuildLimits) -> Built:
-    """This run's cache and the core tables (authors, papers, authorship): what validation
-    judges first. The staged DuckDB file is closed afterwards."""
     version = stage_dir / "version"
     # A transform run again under the same run id (a retried task) starts from nothing.
     shutil.rmtree(version, ignore_errors=True)
@@ -394,32 +374,7 @@ def build_core_tables(stage_dir: Path, inputs: CacheInputs, limits: BuildLimits)
             started = time.perf_counter()
             prefixes = write_cache(con, inputs, version / STATE_DIR, limit)
             seconds = {"cache": time.perf_counter() - started}
-            counts = build_core(
-                con, version / PARQUET_DIR, version / STATE_DIR, prefixes, seconds, CORE_TABLES
-            )
-            con.execute("DROP SCHEMA cache CASCADE")
-    except duckdb.OutOfMemoryException:
-        raise _out_of_memory(limits) from None
-    return Built(counts, seconds)
-
-
-def build_explained(stage_dir: Path, limits: BuildLimits) -> Built:
-    """The listing ledger (paper_variants, listings) from the staged cache, then the review
-    queues from the core tables' Parquet, into the staged version and DuckDB file that
-    `build_core_tables` left. Reads nothing the core tables' validation writes, so it may run
-    beside it (in another process)."""
-    version = stage_dir / "version"
-    state = version / STATE_DIR
-    prefixes = [p.stem.removeprefix("part-") for p in variant_files(state)]
-    prefixes = ["" if p == "all" else p for p in prefixes] or [""]
-    try:
-        with staging_connection(stage_dir, limits) as con:
-            con.execute("CREATE SCHEMA IF NOT EXISTS cache")
-            for kind in ("page_authors", "page_links"):
-                _view(con, kind, [state / f"{kind}.parquet"])
-            _view(con, "variants", variant_files(state))
-            seconds: dict[str, float] = {}
-            counts = build_core(con, version / PARQUET_DIR, state, prefixes, seconds, LEDGER_TABLES)
+            counts = build_core(con, version / PARQUET_DIR, version / STATE_DIR, prefixes, seconds)
             con.execute("DROP SCHEMA cache CASCADE")
         # The review queues, from the core tables' Parquet (their own bounded DuckDB; the
         # staged file is closed meanwhile, so the two never hold memory at once).
@@ -437,7 +392,10 @@ def build_explained(stage_dir: Path, limits: BuildLimits) -> Built:
                 con.execute(f"INSERT INTO {table.name} SELECT * FROM read_parquet({source})")
         seconds["review"] = time.perf_counter() - started
     except duckdb.OutOfMemoryException:
-        raise _out_of_memory(limits) from None
+        raise MemoryLimitReached(
+            f"DuckDB needed more than its {limits.memory_limit} memory limit to build the "
+            "tables; raise AUTHORGRAPH_MEMORY_LIMIT; the published warehouse is unchanged"
+        ) from None
     return Built(counts, seconds)
 
 

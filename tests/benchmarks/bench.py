@@ -74,12 +74,8 @@ class Targets:
 
 
 TARGETS = Targets()
-#: The stage worker's timings that are issue 12's additions: their work ...
+#: The stage worker's timings that are issue 12's additions.
 EXPLAIN_STEPS = ("build_ledger", "build_review", "drift_stats", "ledger_checks")
-#: ... and what of it the run waits for. A large run builds the ledger and review queues in
-#: a child process while it validates the core tables (`stages.Explaining`): the run then
-#: waits only for what is left of them (`build_explain_wait`); a small run builds them inline.
-EXPLAIN_WAITED = ("build_explain_wait", "drift_stats", "ledger_checks")
 
 Result = dict[str, Any]
 
@@ -134,8 +130,6 @@ def worker_stages(pages: Path, workdir: Path) -> Result:
     from authorgraph.pipelines.extract.seeds import hash_file
 
     times: dict[str, float] = {"import": time.perf_counter() - t0}
-    if os.environ.get("AUTHORGRAPH_BENCH_INLINE"):  # every build step inline, one after another
-        stages.ISOLATE_BYTES = 1 << 62
     settings = Settings(seeds=pages, warehouse=workdir / "warehouse", workers=default_workers())
 
     def timed(name: str, fn: Any, *args: Any) -> Any:
@@ -148,9 +142,8 @@ def worker_stages(pages: Path, workdir: Path) -> Result:
     extracted = timed("extract", stages.extract, settings)  # discover + hash (first run)
     # Parse (worker processes), then DuckDB builds the tables and writes their Parquet.
     transformed = timed("transform", stages.transform, extracted, settings, run_id)
-    report = timed("validate", stages.validate, transformed, settings)
-    # The build's steps, the explained ones too (collected inside validate on a large run).
     times.update({f"build_{step}": sec for step, sec in transformed.seconds.items()})
+    report = timed("validate", stages.validate, transformed, settings)
     # The explainable dataset's parts inside validate, timed again on their own (issue 12):
     # the page statistics (drift alarm) and the ledger's violation counts.
     timed("drift_stats", stages.run_page_stats, transformed, settings)
@@ -459,8 +452,6 @@ def derive(res: Result) -> Result:
         # without them (their checks inside validate were timed again on their own).
         explain = sum(t.get(k, 0.0) for k in EXPLAIN_STEPS)
         work = t["transform"] + t["validate"] + t["load"]
-        if "build_explain_wait" in t:  # built beside validation: the run waited for part
-            explain = sum(t.get(k, 0.0) for k in EXPLAIN_WAITED)
         if work > explain:
             d.update(explain_seconds=explain, explain_share=explain / (work - explain))
     runs = res.get("runs")
@@ -600,9 +591,7 @@ def targets(report: Result) -> list[Result]:
                 f"<= {tg.explain_share:.2f}",
                 share <= tg.explain_share,
                 note=", ".join(
-                    f"{k} {res['stages']['times'][k]:.1f} s"
-                    for k in (*EXPLAIN_STEPS, "build_explain_wait")
-                    if k in res["stages"]["times"]
+                    f"{k} {res['stages']['times'].get(k, 0):.1f} s" for k in EXPLAIN_STEPS
                 ),
             )
     checks = [res["stages"]["check"]["pass"] for res in sizes.values() if "stages" in res]
