@@ -14,15 +14,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from authorgraph.pipelines.transform.review import build_reviews
+from authorgraph.pipelines.transform import review as review_build
+from authorgraph.pipelines.transform.review import build_reviews, text_overlaps
 from authorgraph.transforms.review import (
     author_review,
     fold_name,
     fold_title,
     given_compatible,
     initials_match,
+    is_near,
     jaccard,
+    near,
+    overlap,
     paper_review,
+    similarity,
     tokens_agree,
     word_shingles,
 )
@@ -148,6 +153,82 @@ def test_fold_name_and_initials_rule() -> None:
         ("Kavukcuoglu K.", None, None), ("Koray Kavukcuoglu", "Kavukcuoglu", "Koray")
     )
     assert not initials_match(("K. Smith", "Smith", "K."), ("K. Smith", "Smith", "K."))
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "counts", "is_listed"),
+    [
+        (set("abcd"), set("abcde"), (4, 5), True),  # exactly 0.8
+        (set("abcdefghijklmno"), set("abcdefghijklmnopqrs"), (15, 19), False),  # 0.789
+        (set("ab"), set("c"), (0, 3), False),
+        (set("x"), set("x"), (1, 1), True),
+    ],
+)
+def test_overlap_counts_and_the_near_rule(
+    a: set[str], b: set[str], counts: tuple[int, int], is_listed: bool
+) -> None:
+    assert overlap(a, b) == counts
+    assert near(counts) is is_listed
+    assert similarity(counts) == len(a & b) / len(a | b)
+    shingles_a, shingles_b = frozenset((x,) for x in a), frozenset((x,) for x in b)
+    assert is_near(shingles_a, shingles_b) is is_listed
+    assert jaccard(shingles_a, shingles_b) == counts[0] / counts[1]
+    assert similarity(None) is None and not near(None)
+
+
+#: Abstracts where Python's casefold and whitespace differ from a plain lowercase split on
+#: spaces, with repeated 3-grams, and with too few words.
+TRICKY_TEXTS: list[str | None] = [
+    None,
+    "",
+    "one",
+    "one two",
+    "one two three",
+    "ONE two\tthree one two three one two three",
+    "Straße ist  lang und die strasse ist lang",
+    "STRASSE IST LANG und die STRAẞE ist lang",
+    "a\x1cb c\u3000d e\x85f g\xa0h i\u2028j",
+    "a b c d e f g h i j",
+    "é e\u0301 é e\u0301 é",
+    words(0, 52),
+    words(0, 42),
+    words(100, 21),
+    words(100, 17),
+]
+
+
+@pytest.mark.parametrize("cube_words", [review_build.CUBE_WORDS, 3])
+def test_text_overlaps_count_the_word_shingles_exactly(
+    monkeypatch: pytest.MonkeyPatch, cube_words: int
+) -> None:
+    """The scoring's int codes give the reference's counts for every pair (also with the
+    codes built from numbered word pairs, as when a batch has 2**21 distinct words)."""
+    monkeypatch.setattr(review_build, "CUBE_WORDS", cube_words)
+    pairs = [(a, b) for a in TRICKY_TEXTS for b in TRICKY_TEXTS]
+    expected: list[tuple[int, int] | None] = []
+    for a, b in pairs:
+        shingles_a, shingles_b = word_shingles(a), word_shingles(b)
+        if shingles_a is None or shingles_b is None:
+            expected.append(None)
+        else:
+            expected.append(overlap(shingles_a, shingles_b))
+    assert text_overlaps(pairs) == expected
+    assert text_overlaps([(words(0, 52), words(0, 42))]) == [(40, 50)]  # exactly 0.8
+    assert text_overlaps([(words(100, 21), words(100, 17))]) == [(15, 19)]  # 0.789
+    assert text_overlaps([]) == []
+
+
+def test_build_reviews_literal_scored_pair_by_pair(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Texts encoded one pair at a time (the smallest chunk) list the same pairs."""
+    monkeypatch.setattr(review_build, "SCORE_CHARS", 1)
+    papers, _ = build(
+        tmp_path, papers_frame(LITERAL_PAPERS), authors_frame([]), authorship_frame([])
+    )
+    assert_frame_equal(
+        papers, pl.DataFrame(EXPECTED_PAPERS, schema=PAPER_REVIEW.polars_schema, orient="row")
+    )
 
 
 # --- paper_review on literal inputs --------------------------------------------------------
