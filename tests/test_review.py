@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import random
+import sys
 import tempfile
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
@@ -216,6 +219,17 @@ def test_text_overlaps_count_the_word_shingles_exactly(
     assert text_overlaps([(words(0, 52), words(0, 42))]) == [(40, 50)]  # exactly 0.8
     assert text_overlaps([(words(100, 21), words(100, 17))]) == [(15, 19)]  # 0.789
     assert text_overlaps([]) == []
+    # a text with no word first: the next text's first 3-gram still counts
+    assert text_overlaps([("", "a b c d"), ("a b c d", "a b c d e")]) == [None, (2, 3)]
+
+
+def test_arrow_splits_on_pythons_whitespace() -> None:
+    """The scoring lets Arrow split casefolded abstracts: its whitespace is Python's, code
+    point by code point (empty strings aside)."""
+    points = [c for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF]
+    texts = [f"a{chr(c)}b" for c in points] + [" a\x1c\x85 b\u3000\u3000", "\t", ""]
+    split: list[list[str]] = pc.utf8_split_whitespace(pa.array(texts)).to_pylist()  # type: ignore[misc,assignment]
+    assert [[w for w in words if w] for words in split] == [t.split() for t in texts]
 
 
 def test_build_reviews_literal_scored_pair_by_pair(
