@@ -228,8 +228,26 @@ def test_arrow_splits_on_pythons_whitespace() -> None:
     point by code point (empty strings aside)."""
     points = [c for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF]
     texts = [f"a{chr(c)}b" for c in points] + [" a\x1c\x85 b\u3000\u3000", "\t", ""]
-    split: list[list[str]] = pc.utf8_split_whitespace(pa.array(texts)).to_pylist()  # type: ignore[misc,assignment]
+    split: list[list[str]] = pc.utf8_split_whitespace(pa.array(texts)).to_pylist()  # type: ignore[misc,assignment]  # pyarrow-stubs: to_pylist of a ListArray is untyped
     assert [[w for w in words if w] for words in split] == [t.split() for t in texts]
+
+
+def test_candidates_see_the_rules_words_casefold_and_every_whitespace(tmp_path: Path) -> None:
+    """Abstracts equal under `casefold().split()` but not under `lower()` and a split on spaces
+    (`ß`/`SS`, tabs, ideographic spaces) are one set of 3-grams, similarity 1.0: the LSH
+    search must propose them (its words once approximated the rule's and missed such pairs)."""
+    words = [f"straße{i}" for i in range(12)]
+    rows: list[tuple[str, str, str | None]] = [
+        ("p1", "One", " ".join(words)),
+        ("p2", "Two", "\t".join(w.upper() for w in words)),
+        ("p3", "Three", "\u3000".join(words) + "\n"),
+    ]
+    papers, _ = build(tmp_path, papers_frame(rows), authors_frame([]), authorship_frame([]))
+    assert papers.rows() == [
+        ("p1", "p2", "NEAR_ABSTRACT", 1.0),
+        ("p1", "p3", "NEAR_ABSTRACT", 1.0),
+        ("p2", "p3", "NEAR_ABSTRACT", 1.0),
+    ]
 
 
 def test_build_reviews_literal_scored_pair_by_pair(
