@@ -23,6 +23,7 @@ or per word:
 from __future__ import annotations
 
 import functools
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -60,8 +61,9 @@ def _mix(x: U64) -> U64:
 
 def shingle_hashes(texts: pa.Array) -> tuple[npt.NDArray[np.int64], U64]:
     """(text index, 64-bit hash) of every word 3-gram of every text (no nulls in `texts`)."""
+    values = cast("list[str]", texts.to_pylist())  # no nulls (see `signatures`)
     folded = pa.array(
-        [t.lower() if t.isascii() else t.casefold() for t in texts.to_pylist()], pa.large_string()
+        [t.lower() if t.isascii() else t.casefold() for t in values], pa.large_string()
     )
     # Arrow's whitespace is Python's (tests/test_review.py checks every code point); runs of
     # it leave empty strings, dropped.
