@@ -4,25 +4,33 @@ from __future__ import annotations
 
 import hashlib
 import random
+import sys
 import tempfile
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from authorgraph.pipelines.transform.review import build_reviews
+from authorgraph.pipelines.transform import review as review_build
+from authorgraph.pipelines.transform.review import build_reviews, text_overlaps
 from authorgraph.transforms.review import (
     author_review,
     fold_name,
     fold_title,
     given_compatible,
     initials_match,
+    is_near,
     jaccard,
+    near,
+    overlap,
     paper_review,
+    similarity,
     tokens_agree,
     word_shingles,
 )
@@ -148,6 +156,111 @@ def test_fold_name_and_initials_rule() -> None:
         ("Kavukcuoglu K.", None, None), ("Koray Kavukcuoglu", "Kavukcuoglu", "Koray")
     )
     assert not initials_match(("K. Smith", "Smith", "K."), ("K. Smith", "Smith", "K."))
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "counts", "is_listed"),
+    [
+        (set("abcd"), set("abcde"), (4, 5), True),  # exactly 0.8
+        (set("abcdefghijklmno"), set("abcdefghijklmnopqrs"), (15, 19), False),  # 0.789
+        (set("ab"), set("c"), (0, 3), False),
+        (set("x"), set("x"), (1, 1), True),
+    ],
+)
+def test_overlap_counts_and_the_near_rule(
+    a: set[str], b: set[str], counts: tuple[int, int], is_listed: bool
+) -> None:
+    assert overlap(a, b) == counts
+    assert near(counts) is is_listed
+    assert similarity(counts) == len(a & b) / len(a | b)
+    shingles_a, shingles_b = frozenset((x,) for x in a), frozenset((x,) for x in b)
+    assert is_near(shingles_a, shingles_b) is is_listed
+    assert jaccard(shingles_a, shingles_b) == counts[0] / counts[1]
+    assert similarity(None) is None and not near(None)
+
+
+#: Abstracts where Python's casefold and whitespace differ from a plain lowercase split on
+#: spaces, with repeated 3-grams, and with too few words.
+TRICKY_TEXTS: list[str | None] = [
+    None,
+    "",
+    "one",
+    "one two",
+    "one two three",
+    "ONE two\tthree one two three one two three",
+    "Straße ist  lang und die strasse ist lang",
+    "STRASSE IST LANG und die STRAẞE ist lang",
+    "a\x1cb c\u3000d e\x85f g\xa0h i\u2028j",
+    "a b c d e f g h i j",
+    "é e\u0301 é e\u0301 é",
+    words(0, 52),
+    words(0, 42),
+    words(100, 21),
+    words(100, 17),
+]
+
+
+@pytest.mark.parametrize("cube_words", [review_build.CUBE_WORDS, 3])
+def test_text_overlaps_count_the_word_shingles_exactly(
+    monkeypatch: pytest.MonkeyPatch, cube_words: int
+) -> None:
+    """The scoring's int codes give the reference's counts for every pair (also with the
+    codes built from numbered word pairs, as when a batch has 2**21 distinct words)."""
+    monkeypatch.setattr(review_build, "CUBE_WORDS", cube_words)
+    pairs = [(a, b) for a in TRICKY_TEXTS for b in TRICKY_TEXTS]
+    expected: list[tuple[int, int] | None] = []
+    for a, b in pairs:
+        shingles_a, shingles_b = word_shingles(a), word_shingles(b)
+        if shingles_a is None or shingles_b is None:
+            expected.append(None)
+        else:
+            expected.append(overlap(shingles_a, shingles_b))
+    assert text_overlaps(pairs) == expected
+    assert text_overlaps([(words(0, 52), words(0, 42))]) == [(40, 50)]  # exactly 0.8
+    assert text_overlaps([(words(100, 21), words(100, 17))]) == [(15, 19)]  # 0.789
+    assert text_overlaps([]) == []
+    # a text with no word first: the next text's first 3-gram still counts
+    assert text_overlaps([("", "a b c d"), ("a b c d", "a b c d e")]) == [None, (2, 3)]
+
+
+def test_arrow_splits_on_pythons_whitespace() -> None:
+    """The scoring lets Arrow split casefolded abstracts: its whitespace is Python's, code
+    point by code point (empty strings aside)."""
+    points = [c for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF]
+    texts = [f"a{chr(c)}b" for c in points] + [" a\x1c\x85 b\u3000\u3000", "\t", ""]
+    split: list[list[str]] = pc.utf8_split_whitespace(pa.array(texts)).to_pylist()  # type: ignore[misc,assignment]  # pyarrow-stubs: to_pylist of a ListArray is untyped
+    assert [[w for w in words if w] for words in split] == [t.split() for t in texts]
+
+
+def test_candidates_see_the_rules_words_casefold_and_every_whitespace(tmp_path: Path) -> None:
+    """Abstracts equal under `casefold().split()` but not under `lower()` and a split on spaces
+    (`ß`/`SS`, tabs, ideographic spaces) are one set of 3-grams, similarity 1.0: the LSH
+    search must propose them (its words once approximated the rule's and missed such pairs)."""
+    words = [f"straße{i}" for i in range(12)]
+    rows: list[tuple[str, str, str | None]] = [
+        ("p1", "One", " ".join(words)),
+        ("p2", "Two", "\t".join(w.upper() for w in words)),
+        ("p3", "Three", "\u3000".join(words) + "\n"),
+    ]
+    papers, _ = build(tmp_path, papers_frame(rows), authors_frame([]), authorship_frame([]))
+    assert papers.rows() == [
+        ("p1", "p2", "NEAR_ABSTRACT", 1.0),
+        ("p1", "p3", "NEAR_ABSTRACT", 1.0),
+        ("p2", "p3", "NEAR_ABSTRACT", 1.0),
+    ]
+
+
+def test_build_reviews_literal_scored_pair_by_pair(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Texts encoded one pair at a time (the smallest chunk) list the same pairs."""
+    monkeypatch.setattr(review_build, "SCORE_CHARS", 1)
+    papers, _ = build(
+        tmp_path, papers_frame(LITERAL_PAPERS), authors_frame([]), authorship_frame([])
+    )
+    assert_frame_equal(
+        papers, pl.DataFrame(EXPECTED_PAPERS, schema=PAPER_REVIEW.polars_schema, orient="row")
+    )
 
 
 # --- paper_review on literal inputs --------------------------------------------------------

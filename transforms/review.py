@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
+from collections.abc import Set as AbstractSet
 from itertools import combinations
 
 import polars as pl
@@ -61,19 +62,31 @@ def word_shingles(abstract: str | None) -> Shingles | None:
     return frozenset(zip(words, words[1:], words[2:], strict=False))
 
 
+def overlap(a: AbstractSet[Hashable], b: AbstractSet[Hashable]) -> tuple[int, int]:
+    """(|a & b|, |a | b|), with one intersection and no union set: |a | b| = |a| + |b| - |a & b|.
+    Any sets whose elements stand one for one for the shingles give the same counts."""
+    inter = len(a & b)
+    return inter, len(a) + len(b) - inter
+
+
+def similarity(counts: tuple[int, int] | None) -> float | None:
+    """The Jaccard similarity of an `overlap`; None when there is none (a missing set)."""
+    return None if counts is None else counts[0] / counts[1]
+
+
+def near(counts: tuple[int, int] | None) -> bool:
+    """An `overlap`'s similarity >= 0.8, compared in integers (exactly 0.8 counts)."""
+    return counts is not None and NEAR_DEN * counts[0] >= NEAR_NUM * counts[1]
+
+
 def jaccard(a: Shingles | None, b: Shingles | None) -> float | None:
     """|a & b| / |a | b|; None when either set is missing (an abstract with too few words)."""
-    if a is None or b is None:
-        return None
-    return len(a & b) / len(a | b)
+    return similarity(None if a is None or b is None else overlap(a, b))
 
 
 def is_near(a: Shingles | None, b: Shingles | None) -> bool:
     """Similarity >= 0.8, compared in integers (a ratio of exactly 0.8 counts)."""
-    if a is None or b is None:
-        return False
-    inter = len(a & b)
-    return NEAR_DEN * inter >= NEAR_NUM * (len(a) + len(b) - inter)
+    return near(None if a is None or b is None else overlap(a, b))
 
 
 def fold_name(name: str) -> str:

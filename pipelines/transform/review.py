@@ -12,8 +12,11 @@ comparing all pairs and without holding a table in Python:
    at least `MIN_ESTIMATE`; ACCENTS and INITIALS from self-joins on the folded display name and
    on (folded family name, first letter of the first given name), INITIALS checked token by
    token in SQL over tokens Python folded;
-3. the exact similarity of each paper candidate, in Python (`word_shingles`), streamed in
-   batches and in parts sized to the memory limit; NEAR_ABSTRACT candidates under 0.8 dropped;
+3. the exact similarity of each paper candidate, streamed in batches and in parts sized to the
+   memory limit; NEAR_ABSTRACT candidates under 0.8 dropped. Per chunk of a batch, each distinct
+   abstract's word 3-grams (`word_shingles`' rule) are coded one for one as integers
+   (`shingle_codes`: words numbered, no hashing) and each distinct pair of abstracts is counted
+   with one set intersection (`overlap`);
 4. the queues written to `parquet_dir` in key order, in the declared Arrow schemas; shared
    coauthors counted in DuckDB for the flagged author pairs only.
 
@@ -29,12 +32,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import duckdb
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from authorgraph.pipelines.config import limit_bytes
@@ -54,13 +58,13 @@ from authorgraph.transforms.review import (
     INITIALS,
     NEAR_ABSTRACT,
     SAME_TITLE,
-    Shingles,
+    SHINGLE_WORDS,
     fold_name,
     fold_title,
     initial_of,
-    is_near,
-    jaccard,
-    word_shingles,
+    near,
+    overlap,
+    similarity,
 )
 from authorgraph.transforms.schema import AUTHOR_REVIEW, PAPER_REVIEW, Table
 
@@ -73,6 +77,11 @@ MIN_ESTIMATE = 0.6
 PAIR_BYTES = 8192
 #: Rows per batch when reading titles and names, and when scoring candidates.
 BATCH_ROWS = 16_384
+#: Characters of abstracts whose 3-grams are encoded at once while scoring (the codes and their
+#: temporaries take about 25 bytes per character: about 100 MB).
+SCORE_CHARS = 4_000_000
+#: Distinct words up to which a 3-gram's code (x * V + y) * V + z fits in 63 bits.
+CUBE_WORDS = (1 << 21) - 1
 
 _TITLE_KEYS = pa.schema([pa.field("paper_id", pa.string()), pa.field("title_key", pa.string())])
 _BAND_TYPES: dict[str, pa.DataType] = {
@@ -301,19 +310,95 @@ def score_papers(
                     out.write_batch(_batch([list(c) for c in zip(*kept, strict=True)], schema))
 
 
+def shingle_codes(texts: list[str | None]) -> tuple[npt.NDArray[np.int64], list[int]]:
+    """Each text's word 3-grams (`word_shingles`: `casefold().split()`) as int64 codes that
+    stand one for one for them: text i's are `codes[offsets[i]:offsets[i + 1]]` (with
+    repeats), none when it is None or has fewer than 3 words. Exact, no hashing: the words
+    are numbered (Arrow's dictionary encoding: equal strings, equal numbers) and a 3-gram
+    (x, y, z) of numbers under V is coded (x * V + y) * V + z."""
+    # Python casefolds; Arrow splits on whitespace, which is Python's (tests/test_review.py
+    # checks every code point) but leaves empty strings at the ends of runs: dropped.
+    folded = pa.array([t.casefold() if t is not None else "" for t in texts], pa.large_string())
+    lists = pc.utf8_split_whitespace(folded)
+    flat: Any = pc.list_flatten(lists)  # (the stubs type it as a list)
+    kept = pc.greater(pc.binary_length(flat), pa.scalar(0, pa.int64()))
+    parents = pc.list_parent_indices(lists).filter(kept).to_numpy()
+    bounds = np.zeros(len(texts) + 1, np.int64)
+    np.cumsum(np.bincount(parents, minlength=len(texts)), out=bounds[1:])
+    encoded = cast("pa.DictionaryArray", pc.dictionary_encode(flat.filter(kept)))
+    words = encoded.indices.to_numpy().astype(np.int64)
+    size = len(encoded.dictionary)
+    lengths = np.diff(bounds)
+    counts = np.maximum(lengths - (SHINGLE_WORDS - 1), 0)
+    # A 3-gram starts at every word but each text's last two.
+    starts = np.ones(len(words), np.bool_)
+    for back in range(1, SHINGLE_WORDS):
+        starts[bounds[1:][lengths >= back] - back] = False
+    starts = starts[: max(len(words) - (SHINGLE_WORDS - 1), 0)]
+    x, y, z = words[:-2][starts], words[1:-1][starts], words[2:][starts]
+    if size <= CUBE_WORDS:
+        codes = (x * size + y) * size + z
+    else:  # number the (x, y) pairs first: fewer of them than words in all
+        _, numbered = np.unique(x * size + y, return_inverse=True)
+        codes = numbered.astype(np.int64) * size + z
+    offsets = np.zeros(len(texts) + 1, np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return codes, offsets.tolist()
+
+
+def text_overlaps(pairs: list[tuple[str | None, str | None]]) -> list[tuple[int, int] | None]:
+    """`overlap` of each pair of texts' 3-gram sets (None when a text has fewer than 3 words),
+    each distinct text encoded once (`shingle_codes`) and each distinct pair of texts counted
+    once; one set held at a time beside the one being compared, so memory is the texts' codes."""
+    index: dict[str | None, int] = {}
+    numbered = [
+        (index.setdefault(a, len(index)), index.setdefault(b, len(index))) for a, b in pairs
+    ]
+    keys = [(x, y) if x <= y else (y, x) for x, y in numbered]
+    codes, offsets = shingle_codes(list(index))
+
+    def codes_of(i: int) -> set[int] | None:
+        start, end = offsets[i], offsets[i + 1]
+        return set(codes[start:end].tolist()) if end > start else None
+
+    found: dict[tuple[int, int], tuple[int, int] | None] = {}
+    held, held_set = -1, None
+    for x, y in sorted(set(keys)):  # by the first text: its set is made once
+        if x != held:
+            held, held_set = x, codes_of(x)
+        other = held_set if y == x else codes_of(y) if held_set is not None else None
+        found[(x, y)] = None if held_set is None or other is None else overlap(held_set, other)
+    return [found[k] for k in keys]
+
+
 def _scored(batch: pa.RecordBatch) -> list[tuple[str, str, str, float | None]]:
-    """The batch's pairs with their exact similarity, NEAR_ABSTRACT pairs under 0.8 dropped."""
+    """The batch's pairs with their exact similarity, NEAR_ABSTRACT pairs under 0.8 dropped;
+    texts encoded SCORE_CHARS characters at a time."""
+    ids_a = cast("list[str]", batch.column(0).to_pylist())
+    ids_b = cast("list[str]", batch.column(1).to_pylist())
+    reasons = cast("list[str]", batch.column(2).to_pylist())
+    texts_a: list[str | None] = batch.column(3).to_pylist()
+    texts_b: list[str | None] = batch.column(4).to_pylist()
     kept: list[tuple[str, str, str, float | None]] = []
-    shingles: dict[str, Shingles | None] = {}  # a star's head may recur in a batch
-    for id_a, id_b, reason, text_a, text_b in zip(
-        *(c.to_pylist() for c in batch.columns), strict=True
-    ):
-        if id_a not in shingles:
-            shingles[id_a] = word_shingles(text_a)
-        a, b = shingles[id_a], word_shingles(text_b)
-        if reason == SAME_TITLE or is_near(a, b):
-            kept.append((id_a, id_b, reason, jaccard(a, b)))
+    for start, end in _chunks(texts_a, texts_b):
+        pairs = list(zip(texts_a[start:end], texts_b[start:end], strict=True))
+        for i, counts in enumerate(text_overlaps(pairs), start):
+            if reasons[i] == SAME_TITLE or near(counts):
+                kept.append((ids_a[i], ids_b[i], reasons[i], similarity(counts)))
     return kept
+
+
+def _chunks(texts_a: list[str | None], texts_b: list[str | None]) -> Iterator[tuple[int, int]]:
+    """(start, end) of runs of pairs whose texts total at most SCORE_CHARS (one pair at least)."""
+    start, chars = 0, 0
+    for i, (a, b) in enumerate(zip(texts_a, texts_b, strict=True)):
+        size = len(a or "") + len(b or "")
+        if i > start and chars + size > SCORE_CHARS:
+            yield start, i
+            start, chars = i, 0
+        chars += size
+    if start < len(texts_a):
+        yield start, len(texts_a)
 
 
 def _author_pairs_sql(names: str) -> str:
