@@ -116,8 +116,17 @@ def signatures(texts: pa.Array, bins: int = BINS) -> tuple[U64, npt.NDArray[np.b
     # Optimal densification: bin j takes the value of the first filled bin in its donor order
     # (a non-empty bin is first in its own order), plus a multiple of that bin's rank in it.
     order = _donor_orders(bins)
-    rank = np.argmax(filled[:, order], axis=2)  # (texts, bins): first filled donor's rank
-    donor = order[np.arange(bins), rank]
+    donor = np.broadcast_to(np.arange(bins), grid.shape).copy()
+    rank = np.zeros(grid.shape, np.int64)
+    rows, cells = np.nonzero(~filled & valid[:, None])  # empty bins of texts with a 3-gram
+    for step in range(1, bins):  # each round resolves the empty bins whose next donor is filled
+        if not len(rows):
+            break
+        candidate = order[cells, step]
+        hit = filled[rows, candidate]
+        donor[rows[hit], cells[hit]] = candidate[hit]
+        rank[rows[hit], cells[hit]] = step
+        rows, cells = rows[~hit], cells[~hit]
     with np.errstate(over="ignore"):
         dense = np.take_along_axis(grid, donor, axis=1) + rank.astype(np.uint64) * _ROTATE_MUL
     return dense, valid
