@@ -48,7 +48,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 def _shared_dir(config: pytest.Config) -> Path:
     """A folder every process of this pytest session sees: the controller's base temp folder
     (xdist workers get a `popen-gwN` folder inside it)."""
-    base = config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+    base = config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]  # pytest keeps it private
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 

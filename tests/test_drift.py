@@ -211,7 +211,7 @@ def stats_row(**values: float) -> pl.DataFrame:
     row.update(pages=20, listings=150, papers=100, mean_papers_per_page=7.5)
     row.update(p99_papers_per_page=20, max_papers_per_page=25)
     row.update(values)
-    return pl.DataFrame([row]).cast(STATS_SCHEMA)  # type: ignore[arg-type]
+    return pl.DataFrame([row]).cast(STATS_SCHEMA)  # type: ignore[arg-type]  # polars types cast() narrower than a schema
 
 
 def test_severity_and_min_papers(tmp_path: Path, seeds_warehouse: Path) -> None:
