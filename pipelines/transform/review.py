@@ -30,7 +30,7 @@ estimate's cut at 0.6 is 5 standard deviations under 0.8 and adds about 3e-7).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -84,11 +84,8 @@ SCORE_CHARS = 4_000_000
 CUBE_WORDS = (1 << 21) - 1
 
 _TITLE_KEYS = pa.schema([pa.field("paper_id", pa.string()), pa.field("title_key", pa.string())])
-_BAND_TYPES: dict[str, pa.DataType] = {
-    "paper_id": pa.string(),
-    "band": pa.uint8(),
-    "key": pa.uint64(),
-}
+#: One file per LSH band: (paper_id, key) of every abstract with a 3-gram.
+_BAND_TYPES: dict[str, pa.DataType] = {"paper_id": pa.string(), "key": pa.uint64()}
 _BAND_KEYS = pa.schema(_BAND_TYPES)
 _FINGERPRINT = pa.binary(2 * BINS)
 _FINGERPRINT_TYPES: dict[str, pa.DataType] = {"paper_id": pa.string(), "fingerprint": _FINGERPRINT}
@@ -128,14 +125,18 @@ def write_title_keys(papers: Path, target: Path) -> None:
             out.write_batch(_batch([batch.column(0).to_pylist(), keys], _TITLE_KEYS))
 
 
-def write_band_keys(papers: Path, target: Path, fingerprint_target: Path) -> None:
-    """(paper_id, band, key) for every abstract with a 3-gram, and its signature's fingerprint
-    (paper_id, fingerprint), CHUNK_ROWS abstracts at a time."""
-    bands = np.arange(BANDS, dtype=np.uint8)
-    with (
-        _writer(target, _BAND_KEYS) as out,
-        _writer(fingerprint_target, _FINGERPRINTS) as prints,
-    ):
+def band_files(band_dir: Path) -> list[Path]:
+    """The per-band key files `write_band_keys` writes, band 0 first."""
+    return [band_dir / f"band-{band:02d}.parquet" for band in range(BANDS)]
+
+
+def write_band_keys(papers: Path, band_dir: Path, fingerprint_target: Path) -> None:
+    """(paper_id, key) of every abstract with a 3-gram, one file per band (`band_files`), and
+    its signature's fingerprint (paper_id, fingerprint), CHUNK_ROWS abstracts at a time."""
+    make_dir(band_dir)
+    with ExitStack() as stack:
+        outs = [stack.enter_context(_writer(path, _BAND_KEYS)) for path in band_files(band_dir)]
+        prints = stack.enter_context(_writer(fingerprint_target, _FINGERPRINTS))
         for batch in pq.ParquetFile(papers).iter_batches(
             CHUNK_ROWS, columns=["paper_id", "abstract"]
         ):
@@ -147,16 +148,10 @@ def write_band_keys(papers: Path, target: Path, fingerprint_target: Path) -> Non
                 continue
             kept_ids = ids.take(rows).cast(pa.string())
             keys = keys_of(dense[rows])
-            out.write_batch(
-                pa.record_batch(
-                    [
-                        kept_ids.take(np.repeat(np.arange(len(rows)), BANDS)),
-                        pa.array(np.tile(bands, len(rows))),
-                        pa.array(keys.reshape(-1)),
-                    ],
-                    schema=_BAND_KEYS,
+            for band, out in enumerate(outs):
+                out.write_batch(
+                    pa.record_batch([kept_ids, pa.array(keys[:, band])], schema=_BAND_KEYS)
                 )
-            )
             blob = pa.py_buffer(np.ascontiguousarray(fingerprints(dense[rows])).tobytes())
             column = pa.FixedSizeBinaryArray.from_buffers(_FINGERPRINT, len(rows), [None, blob])
             prints.write_batch(pa.record_batch([kept_ids, column], schema=_FINGERPRINTS))
@@ -227,15 +222,29 @@ def write_name_keys(authors: Path, target: Path) -> None:
                 out.write_batch(_batch(columns_out, _NAME_KEYS))
 
 
-def _near_pairs_sql(bands: str) -> str:
-    """Pairs of abstracts sharing at least MIN_BANDS band keys."""
-    return f"""
-        SELECT x.paper_id AS paper_id_a, y.paper_id AS paper_id_b
-        FROM read_parquet({bands}) AS x
-        JOIN read_parquet({bands}) AS y
-          ON x.band = y.band AND x.key = y.key AND x.paper_id < y.paper_id
-        GROUP BY ALL HAVING count(*) >= {MIN_BANDS}
-    """
+def near_pairs(con: duckdb.DuckDBPyConnection, band_dir: Path, target: Path) -> None:
+    """Pairs of abstracts sharing at least MIN_BANDS band keys, into `target`. Each band is
+    joined with itself alone (one key per abstract: a twentieth of the keys in a join at a
+    time; all bands at once ran out of 512MB at 200k pages), its pairs written out, and the
+    pairs of every band counted afterwards."""
+    hits = []
+    for path in band_files(band_dir):
+        out = path.with_name(f"pairs-{path.name}")
+        source = sql_literal(str(path))
+        con.execute(
+            f"""COPY (
+                SELECT x.paper_id AS paper_id_a, y.paper_id AS paper_id_b
+                FROM read_parquet({source}) AS x JOIN read_parquet({source}) AS y
+                  ON x.key = y.key AND x.paper_id < y.paper_id
+            ) TO {sql_literal(str(out))} (FORMAT parquet)"""
+        )
+        hits.append(sql_literal(str(out)))
+    con.execute(
+        f"""COPY (
+            SELECT paper_id_a, paper_id_b FROM read_parquet([{", ".join(hits)}])
+            GROUP BY ALL HAVING count(*) >= {MIN_BANDS}
+        ) TO {sql_literal(str(target))} (FORMAT parquet)"""
+    )
 
 
 def _paper_candidates_sql(papers: str, titles: str, near: str) -> str:
@@ -511,7 +520,7 @@ def build_reviews(
     work = make_dir(work_dir)
     papers, authors = parquet_dir / "papers.parquet", parquet_dir / "authors.parquet"
     write_title_keys(papers, work / "title_keys.parquet")
-    write_band_keys(papers, work / "band_keys.parquet", work / "fingerprints.parquet")
+    write_band_keys(papers, work / "bands", work / "fingerprints.parquet")
     write_name_keys(authors, work / "name_keys.parquet")
 
     def lit(path: Path) -> str:
@@ -520,8 +529,7 @@ def build_reviews(
     try:
         with _connection(work, memory_limit, threads) as con:
             banded = work / "near_banded.parquet"
-            near_sql = _near_pairs_sql(lit(work / "band_keys.parquet"))
-            con.execute(f"COPY ({near_sql}) TO {lit(banded)} (FORMAT parquet)")
+            near_pairs(con, work / "bands", banded)
             near = work / "near_pairs.parquet"
             prune_near(con, lit(banded), lit(work / "fingerprints.parquet"), near)
             candidates = work / "paper_candidates.parquet"
