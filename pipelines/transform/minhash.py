@@ -46,7 +46,7 @@ _WORD_SEED = 20261127
 _rng = np.random.default_rng(20261127)  # fixed: keys are comparable across runs
 _WORD_MUL = _rng.integers(1, 1 << 63, size=3, dtype=np.uint64) | np.uint64(1)
 _BAND_MUL = _rng.integers(1, 1 << 63, size=16, dtype=np.uint64) | np.uint64(1)
-_ROTATE_MUL = np.uint64(0x9E3779B97F4A7C15)
+_RANK_MUL = np.uint64(0x9E3779B97F4A7C15)
 
 
 def _mix(x: U64) -> U64:
@@ -128,7 +128,7 @@ def signatures(texts: pa.Array, bins: int = BINS) -> tuple[U64, npt.NDArray[np.b
         rank[rows[hit], cells[hit]] = step
         rows, cells = rows[~hit], cells[~hit]
     with np.errstate(over="ignore"):
-        dense = np.take_along_axis(grid, donor, axis=1) + rank.astype(np.uint64) * _ROTATE_MUL
+        dense = np.take_along_axis(grid, donor, axis=1) + rank.astype(np.uint64) * _RANK_MUL
     return dense, valid
 
 
@@ -146,8 +146,8 @@ def _donor_orders(bins: int) -> npt.NDArray[np.int64]:
 
 def keys_of(dense: U64, bands: int = BANDS, rows: int = ROWS) -> U64:
     """LSH band keys of signatures, shape (len(dense), bands): band b hashes bins b, b + bands,
-    b + 2 * bands, ... (strided, so a densified bin and the neighbour it copies fall in
-    different bands)."""
+    b + 2 * bands, ... (the keys of signatures made before the change to optimal
+    densification are not comparable, and none are kept between runs)."""
     with np.errstate(over="ignore"):
         keys = (dense.reshape(len(dense), rows, bands) * _BAND_MUL[:rows, None]).sum(
             axis=1, dtype=np.uint64
