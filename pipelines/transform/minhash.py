@@ -155,15 +155,6 @@ def keys_of(dense: U64, bands: int = BANDS, rows: int = ROWS) -> U64:
     return _mix(keys)
 
 
-def band_keys(
-    texts: pa.Array, bands: int = BANDS, rows: int = ROWS
-) -> tuple[U64, npt.NDArray[np.bool_]]:
-    """LSH band keys of texts (`keys_of` their signatures), and which texts have any 3-gram
-    (the others' keys are meaningless)."""
-    dense, valid = signatures(texts, bands * rows)
-    return keys_of(dense, bands, rows), valid
-
-
 def fingerprints(dense: U64) -> npt.NDArray[np.uint16]:
     """16 bits of each signature value: enough to count equal bins (a chance match of two
     different values is 1 in 65,536), at a quarter of the size."""
