@@ -8,6 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -260,6 +261,42 @@ def test_build_reviews_literal_scored_pair_by_pair(
     )
     assert_frame_equal(
         papers, pl.DataFrame(EXPECTED_PAPERS, schema=PAPER_REVIEW.polars_schema, orient="row")
+    )
+
+
+def test_build_reviews_literal_scored_in_many_parts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Candidates scored in more parts than pairs (each part reading only its own abstracts)
+    list the same pairs as one part."""
+    parts: list[int] = []
+    score = review_build.score_papers
+
+    def many_parts(
+        con: duckdb.DuckDBPyConnection, papers: str, candidates: str, target: Path, count: int
+    ) -> None:
+        parts.append(count)
+        score(con, papers, candidates, target, 7)
+
+    monkeypatch.setattr(review_build, "score_papers", many_parts)
+    papers, _ = build(
+        tmp_path, papers_frame(LITERAL_PAPERS), authors_frame([]), authorship_frame([])
+    )
+    assert parts == [1]  # what score_parts chose for these few pairs
+    assert_frame_equal(
+        papers, pl.DataFrame(EXPECTED_PAPERS, schema=PAPER_REVIEW.polars_schema, orient="row")
+    )
+
+
+def test_score_parts_follow_the_abstracts_size() -> None:
+    """One part while the candidates' abstracts fit the memory limit, more as they grow."""
+    mb = 10**6  # DuckDB's MB, as limit_bytes reads it
+    assert review_build.score_parts(0, "512MB", 1000) == 1
+    assert review_build.score_parts(100_000, "512MB", 1000) == 1
+    per_text = 4000 + review_build.TEXT_BYTES
+    assert review_build.score_parts(512 * mb // per_text + 1, "512MB", 4000) == 2
+    assert review_build.score_parts(1_000_000, "128MB", 1300) == -(
+        -1_000_000 * (1300 + review_build.TEXT_BYTES) // (128 * mb)
     )
 
 
