@@ -267,16 +267,21 @@ def test_build_reviews_literal_scored_pair_by_pair(
 def test_build_reviews_literal_scored_in_many_parts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Candidates scored in more parts than pairs (each part reading only its own abstracts)
-    list the same pairs as one part."""
+    """Candidates scored in more parts than pairs (each part reading only its own abstracts),
+    on more threads than chunks, list the same pairs as one part."""
     parts: list[int] = []
     score = review_build.score_papers
 
     def many_parts(
-        con: duckdb.DuckDBPyConnection, papers: str, candidates: str, target: Path, count: int
+        con: duckdb.DuckDBPyConnection,
+        papers: str,
+        candidates: str,
+        target: Path,
+        count: int,
+        threads: int,
     ) -> None:
         parts.append(count)
-        score(con, papers, candidates, target, 7)
+        score(con, papers, candidates, target, 7, threads=3)
 
     monkeypatch.setattr(review_build, "score_papers", many_parts)
     papers, _ = build(
