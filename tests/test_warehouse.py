@@ -51,6 +51,27 @@ def test_every_table_and_column_has_a_comment(warehouse: Path) -> None:
     assert {(t, c): comment for t, c, comment in columns} == declared
 
 
+def test_long_texts_are_stored_zstd_compressed(warehouse: Path) -> None:
+    """Columns declared long_text (abstracts) are ZSTD in the DuckDB file; the rest keep
+    DuckDB's own choice (a key column is never ZSTD)."""
+    long_texts = {(t.name, c.name) for t in ALL_TABLES for c in t.columns if c.long_text}
+    assert ("papers", "abstract") in long_texts
+    con = duckdb.connect(str(warehouse / "authorgraph.duckdb"), read_only=True)
+    try:
+        for table, column in [*long_texts, ("papers", "paper_id")]:
+            methods = {
+                row[0]
+                for row in con.execute(
+                    "select compression from pragma_storage_info(?) "
+                    "where column_name = ? and segment_type = 'VARCHAR'",
+                    [table, column],
+                ).fetchall()
+            }
+            assert ("ZSTD" in methods) == ((table, column) in long_texts), (table, column)
+    finally:
+        con.close()
+
+
 def test_foreign_keys_are_enforced(warehouse: Path, tmp_path: Path) -> None:
     copy = tmp_path / "copy.duckdb"
     copy.write_bytes((warehouse / "authorgraph.duckdb").read_bytes())

@@ -122,6 +122,7 @@ def table_ddl(table: Table) -> list[str]:
     """CREATE TABLE (with keys) and COMMENT statements for one declared table."""
     lines = [
         f"{c.name} {_DUCKDB_TYPES[c.dtype]}{'' if c.nullable else ' NOT NULL'}"
+        + (" USING COMPRESSION zstd" if c.long_text else "")
         for c in table.columns
     ]
     lines.append(f"PRIMARY KEY ({', '.join(table.primary_key)})")
