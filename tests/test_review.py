@@ -294,14 +294,16 @@ def test_build_reviews_literal_scored_in_many_parts(
 
 
 def test_score_parts_follow_the_abstracts_size() -> None:
-    """One part while the candidates' abstracts fit the memory limit, more as they grow."""
-    mb = 10**6  # DuckDB's MB, as limit_bytes reads it
+    """One part while the candidates' abstracts fit their share of the memory limit, more as
+    they grow."""
+    budget = 512 * 10**6 * review_build.SCORE_SHARE  # DuckDB's MB, as limit_bytes reads it
     assert review_build.score_parts(0, "512MB", 1000) == 1
     assert review_build.score_parts(100_000, "512MB", 1000) == 1
     per_text = 4000 + review_build.TEXT_BYTES
-    assert review_build.score_parts(512 * mb // per_text + 1, "512MB", 4000) == 2
+    assert review_build.score_parts(int(budget // per_text), "512MB", 4000) == 1
+    assert review_build.score_parts(int(budget // per_text) + 1, "512MB", 4000) == 2
     assert review_build.score_parts(1_000_000, "128MB", 1300) == -(
-        -1_000_000 * (1300 + review_build.TEXT_BYTES) // (128 * mb)
+        -1_000_000 * (1300 + review_build.TEXT_BYTES) // int(128 * 10**6 * review_build.SCORE_SHARE)
     )
 
 
