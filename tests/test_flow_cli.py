@@ -192,3 +192,25 @@ def test_progress_hears_every_parsed_file(runner: str, tmp_path: Path) -> None:
     summary = authorgraph_flow(settings, heard.append)
     assert sum(heard) == 5
     assert summary.row_counts["papers"] == 25
+
+
+def test_flow_runs_send_no_heartbeats_unless_the_environment_asks() -> None:
+    """`authorgraph run` wraps its flow in `heartbeats_unless_asked`: the flow run's engine
+    reads no heartbeat interval (no thread to join at its end), unless a variable asks."""
+    from prefect import flow
+    from prefect.settings import get_current_settings
+
+    from authorgraph.pipelines.flow import HEARTBEAT_ENV, heartbeats_unless_asked
+
+    @flow
+    def interval() -> int | None:
+        return get_current_settings().flows.heartbeat_frequency
+
+    default = interval()
+    assert default is not None  # Prefect's own default: heartbeats on
+    with heartbeats_unless_asked({}):
+        assert interval() is None
+    assert interval() == default
+    for name in HEARTBEAT_ENV:
+        with heartbeats_unless_asked({name: "60"}):
+            assert interval() == default

@@ -122,7 +122,7 @@ def run(
     from authorgraph.expectations.validate import ValidationFailed
     from authorgraph.pipelines.cli.progress import file_progress
     from authorgraph.pipelines.extract.seeds import SeedsError
-    from authorgraph.pipelines.flow import authorgraph_flow
+    from authorgraph.pipelines.flow import authorgraph_flow, heartbeats_unless_asked
     from authorgraph.pipelines.load.lock import WarehouseBusy
     from authorgraph.pipelines.load.publish import WarehouseError
     from authorgraph.pipelines.ops.runners import DEFAULT_RUNNER, RunnerError, make_task_runner
@@ -132,7 +132,7 @@ def run(
     except RunnerError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     try:
-        with file_progress(err) as progress:
+        with file_progress(err) as progress, heartbeats_unless_asked():
             summary = authorgraph_flow.with_options(task_runner=task_runner)(settings, progress)
     except ValidationFailed as exc:
         for line in exc.report.failure_lines():
