@@ -142,3 +142,18 @@ def test_every_reason_code_is_documented_and_has_a_fixture() -> None:
     assert documented == list(REASON_CODES)
     for code in REASON_CODES:
         assert code in (made_by_tests if code in AFRESH_CODES else fixtures)
+
+
+def test_the_flow_imports_neither_gx_nor_pandas_until_a_run_needs_them() -> None:
+    """Start-up: importing the flow (what every `authorgraph run` does) leaves out Great
+    Expectations (4 s; imported when a validation runs) and pandas (0.3 s; pyarrow imports it
+    as soon as any Arrow table is built, so the declared schemas map their types directly)."""
+    import subprocess
+    import sys
+
+    code = "import sys, authorgraph.pipelines.flow; print(sorted({*sys.argv[1:]} & {*sys.modules}))"
+    heavy = ["great_expectations", "pandas"]
+    result = subprocess.run(
+        [sys.executable, "-c", code, *heavy], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]", result.stdout

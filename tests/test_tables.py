@@ -87,3 +87,17 @@ def test_outputs_cast_to_declared_schema() -> None:
     out = tables(("a.txt", AuthorPage("A, A", (GEMMA, JET))))
     for table in (AUTHORS, PAPERS, AUTHORSHIP):
         assert to_arrow(out[table.name], table).schema == table.arrow_schema
+
+
+def test_polars_schemas_are_what_polars_reads_from_the_arrow_schemas() -> None:
+    """`Table.polars_schema` maps types directly (no Arrow table built): the same dtypes polars
+    gives each declared table's Arrow schema, and the fallback for a type not in the map."""
+    import pyarrow as pa
+
+    from authorgraph.transforms import schema
+
+    tables = [t for t in vars(schema).values() if isinstance(t, schema.Table)]
+    assert len(tables) >= 10
+    for table in tables:
+        assert table.polars_schema == dict(pl.DataFrame(table.arrow_schema.empty_table()).schema)
+    assert schema.polars_dtype(pa.list_(pa.int16())) == pl.List(pl.Int16)
