@@ -375,7 +375,7 @@ def transform(
         files_reused=len(reused),
         files_deleted=len(extracted.deleted),
         rejected_paths={
-            name: refs[name].path
+            name: Path(refs[name].path)
             for name, o in outcome.items()
             if o.rejection is not None and o.rejection.reason_code not in NOT_COPIED_CODES
         },

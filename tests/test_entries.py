@@ -200,8 +200,8 @@ def test_e6_an_oversized_file_is_hashed_once_and_never_copied(
     opened: list[Path] = []
     real_open = extract_module._open_regular
 
-    def spy(path: Path) -> int:
-        opened.append(path)
+    def spy(path: str | Path) -> int:
+        opened.append(Path(path))
         return real_open(path)
 
     monkeypatch.setattr(extract_module, "_open_regular", spy)

@@ -35,7 +35,7 @@ from authorgraph.transforms.parse import parse_author_page
 
 seeds, out = Path(sys.argv[1]), Path(sys.argv[2])
 files = list_seeds(seeds).files[:4]
-page = parse_author_page(files[0].path.read_bytes())
+page = parse_author_page(Path(files[0].path).read_bytes())
 settings = Settings(seeds=seeds, warehouse=out / "wh", workers=2, batch_files=1)
 planned = [PlannedFile(ref, None, False) for ref in files]
 batches = list(parse_files(planned, settings, out / "batches"))
