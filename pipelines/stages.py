@@ -37,7 +37,6 @@ from authorgraph.pipelines.extract.fingerprint import BuildKeys, build_keys, sof
 from authorgraph.pipelines.extract.parsing import BatchResult, parse_batch, parse_files
 from authorgraph.pipelines.extract.seeds import (
     AFRESH_CODES,
-    NO_REJECTION,
     NOT_COPIED_CODES,
     FileOutcome,
     FileRef,
@@ -188,24 +187,27 @@ def plan_files(refs: list[FileRef], manifest: pl.DataFrame, full_hash: bool) -> 
     and reused when its hash matches; any other file is read (and hashed) once, when parsed.
     Files rejected from the listing or unreadable are decided afresh on every run.
     """
+    # (size, mtime_ns, sha256) by name: a tuple a file, not a dict (0.7 KB a file at 200k)
     known = {
-        row["file_name"]: row
-        for row in manifest.filter(
+        name: (size, mtime_ns, sha256)
+        for name, size, mtime_ns, sha256 in manifest.filter(
             (pl.col("status") != DELETED)
             & ~pl.col("reason_code").is_in(list(AFRESH_CODES)).fill_null(False)
-        ).iter_rows(named=True)
+        )
+        .select("file_name", "size", "mtime_ns", "sha256")
+        .iter_rows()
     }
     planned = []
     for ref in refs:
         prev = None if ref.rejection else known.get(ref.name)
-        if prev and not full_hash and (prev["size"], prev["mtime_ns"]) == (ref.size, ref.mtime_ns):
-            planned.append(PlannedFile(ref, prev["sha256"], True))
-        elif ref.rejection is None and (full_hash or (prev and prev["size"] == ref.size)):
+        if prev and not full_hash and prev[:2] == (ref.size, ref.mtime_ns):
+            planned.append(PlannedFile(ref, prev[2], True))
+        elif ref.rejection is None and (full_hash or (prev and prev[0] == ref.size)):
             try:
                 sha: str | None = hash_file(ref.path)
             except OSError:  # reported as UNREADABLE_FILE when the parse step reads it
                 sha = None
-            reuse = prev is not None and sha is not None and prev["sha256"] == sha
+            reuse = prev is not None and sha is not None and prev[2] == sha
             planned.append(PlannedFile(ref, sha, reuse))
         else:
             planned.append(PlannedFile(ref, None, False))
@@ -352,11 +354,10 @@ def transform(
             fault_point(settings, "transform:parsing")
         if progress is not None and batches is None:
             progress(len(batch.outcomes))
-    prev_manifest = {r["file_name"]: r for r in previous.manifest.iter_rows(named=True)}
+    rejected_before = _rejections(previous.manifest)
     for f in reused:
-        prev = prev_manifest[f.ref.name]
-        outcome[f.ref.name] = FileOutcome(f.ref.name, f.sha256, Rejection.from_row(prev))
-    manifest = _manifest(extracted, outcome, prev_manifest, run_id, now)
+        outcome[f.ref.name] = FileOutcome(f.ref.name, f.sha256, rejected_before.get(f.ref.name))
+    manifest = _manifest(extracted, outcome, run_id, now)
     refs = {f.ref.name: f.ref for f in extracted.files}
     transformed = Transformed(
         stage_dir=stage_dir,
@@ -439,38 +440,54 @@ def _build_row(keys: BuildKeys) -> dict[str, str]:
     return {"parse_key": keys.parse_key, "output_key": keys.output_key}
 
 
+def _rejections(manifest: pl.DataFrame) -> dict[str, Rejection]:
+    """The rejection each rejected file of a manifest records, by file name."""
+    rows = manifest.filter(pl.col("reason_code").is_not_null()).iter_rows(named=True)
+    return {row["file_name"]: r for row in rows if (r := Rejection.from_row(row)) is not None}
+
+
 def _manifest(
-    extracted: Extracted,
-    outcome: dict[str, FileOutcome],
-    prev: dict[str, dict[str, object]],
-    run_id: str,
-    now: datetime,
+    extracted: Extracted, outcome: dict[str, FileOutcome], run_id: str, now: datetime
 ) -> pl.DataFrame:
-    rows = []
-    for f in extracted.files:
-        o = outcome[f.ref.name]
-        r = o.rejection
-        old = prev.get(f.ref.name)
-        rows.append(
-            {
-                "file_name": f.ref.name,
-                "size": f.ref.size,
-                "mtime_ns": f.ref.mtime_ns,
-                "sha256": o.sha256,
-                "first_seen": old["first_seen"] if old else now,
-                "last_seen": now,
-                "status": REJECTED if r else LOADED,
-                "parsed_run_id": old["parsed_run_id"] if f.reuse and old else run_id,
-                **(r.columns() if r else NO_REJECTION),
-            }
-        )
-    for name in extracted.deleted:
-        rows.append({**prev[name], "status": DELETED})
-    for name, old in prev.items():
-        if old["status"] == DELETED and name not in {r["file_name"] for r in rows}:
-            rows.append(old)
-    schema = extracted.previous.manifest.schema
-    return pl.DataFrame(rows, schema=schema).sort("file_name")
+    """The manifest after this run: every listed file, then every file the previous manifest
+    knew that is gone (status `deleted`, otherwise as last seen). Built column by column:
+    a dict per row held 0.7 KB a file (140 MiB at 200k files) in the run's parent."""
+    previous = extracted.previous.manifest
+    schema = previous.schema
+    files = extracted.files
+    found = [outcome[f.ref.name] for f in files]
+    current = pl.DataFrame(
+        {
+            "file_name": [f.ref.name for f in files],
+            "size": [f.ref.size for f in files],
+            "mtime_ns": [f.ref.mtime_ns for f in files],
+            "sha256": [o.sha256 for o in found],
+            "reuse": [f.reuse for f in files],
+            **Rejection.columns_of([o.rejection for o in found]),
+        },
+        schema_overrides={
+            **{n: schema[n] for n in ("file_name", "size", "mtime_ns", "sha256")},
+            **{n: schema[n] for n in ("reason_code", "line", "message")},
+        },
+    )
+    del found
+    known = previous.select("file_name", "first_seen", "parsed_run_id", known=pl.lit(True))
+    current = current.join(known, on="file_name", how="left", maintain_order="left")
+    current = current.with_columns(
+        first_seen=pl.col("first_seen").fill_null(pl.lit(now, dtype=schema["first_seen"])),
+        last_seen=pl.lit(now, dtype=schema["last_seen"]),
+        status=pl.when(pl.col("reason_code").is_not_null())
+        .then(pl.lit(REJECTED))
+        .otherwise(pl.lit(LOADED)),
+        parsed_run_id=pl.when(pl.col("reuse") & pl.col("known").fill_null(False))
+        .then(pl.col("parsed_run_id"))
+        .otherwise(pl.lit(run_id)),
+    )
+    gone = previous.filter(~pl.col("file_name").is_in(current["file_name"].implode()))
+    gone = gone.with_columns(status=pl.lit(DELETED))
+    return pl.concat([current.select(schema.names()), gone.select(schema.names())]).sort(
+        "file_name"
+    )
 
 
 # -- validate -----------------------------------------------------------------------------

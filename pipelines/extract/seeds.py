@@ -10,7 +10,7 @@ import errno
 import hashlib
 import os
 import stat
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,19 +38,20 @@ class Rejection:
     message: str
     line: int | None = None
 
-    def columns(self) -> dict[str, object]:
-        """This rejection as table columns (`NO_REJECTION` is a loaded file's)."""
-        return {"reason_code": self.reason_code, "line": self.line, "message": self.message}
+    @staticmethod
+    def columns_of(rejections: Sequence[Rejection | None]) -> dict[str, list[Any]]:
+        """These rejections as table columns, one value each (None: a file not rejected)."""
+        return {
+            "reason_code": [r.reason_code if r else None for r in rejections],
+            "line": [r.line if r else None for r in rejections],
+            "message": [r.message if r else None for r in rejections],
+        }
 
     @staticmethod
     def from_row(row: Mapping[str, Any]) -> Rejection | None:
         """The rejection a manifest or `rejected_files` row records, None if it has none."""
         code = row.get("reason_code")
         return Rejection(code, row["message"], row["line"]) if code else None
-
-
-#: The rejection columns of a file that was not rejected.
-NO_REJECTION: dict[str, object] = {"reason_code": None, "line": None, "message": None}
 
 
 @dataclass(frozen=True, slots=True)
