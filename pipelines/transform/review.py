@@ -620,6 +620,11 @@ def build_reviews(
                     UNION SELECT paper_id_b FROM read_parquet({lit(candidates)}))"""
             ).fetchall()
             parts = score_parts(int(rows[0][0]), memory_limit, mean_abstract_bytes(papers))
+            # From here on this process holds Python's share (the scored abstracts, then what
+            # they leave behind), so DuckDB gets the rest of the limit, not all of it: with
+            # the whole limit on top, the process peaked 0.96 GiB at 200k pages and 512MB.
+            rest = int(limit_bytes(memory_limit) * (1 - SCORE_SHARE)) >> 20
+            con.execute(f"SET memory_limit = '{max(rest, 16)}MB'")
             score_papers(con, lit(papers), lit(candidates), scored, parts, max(threads, 1))
             counts = {
                 PAPER_REVIEW.name: _write_sorted(
