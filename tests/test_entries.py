@@ -300,3 +300,36 @@ def test_cli_unreadable_files_links_and_fifos_never_stop_the_run(
     again = run_stages(Settings(seeds_copy, warehouse, max_file_bytes=64_000, strict=True))
     assert again.files_rejected == 0  # so --strict exits 0
     assert again.files_read - again.files_rejected == 7  # "7 loaded"
+
+
+@pytest.mark.parametrize("fails", ["opening", "mid-listing"])
+def test_a_folder_that_cannot_be_listed_is_one_named_error(
+    seeds_copy: Path, monkeypatch: pytest.MonkeyPatch, fails: str
+) -> None:
+    """The listing is read one entry at a time: an OSError when the folder is opened, or
+    one from the middle of the listing (EIO after the first entry), is the same SeedsError
+    naming the folder, never a traceback. (Root reads any folder, so the errors are raised
+    by a stand-in for os.scandir over the real folder.)"""
+    real_scandir = os.scandir
+
+    class Failing:
+        def __init__(self, path: Path) -> None:
+            if fails == "opening":
+                raise PermissionError(13, "Permission denied")
+            self.entries = real_scandir(path)
+
+        def __enter__(self) -> Failing:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.entries.close()
+
+        def __iter__(self) -> Iterator[os.DirEntry[str]]:
+            yield next(self.entries)
+            raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(extract_module.os, "scandir", Failing)
+    reason = "Permission denied" if fails == "opening" else "Input/output error"
+    with pytest.raises(extract_module.SeedsError) as caught:
+        list_seeds(seeds_copy)
+    assert str(caught.value) == f"cannot list the seeds folder {seeds_copy}: {reason}"
