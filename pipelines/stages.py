@@ -446,6 +446,10 @@ def _rejections(manifest: pl.DataFrame) -> dict[str, Rejection]:
     return {row["file_name"]: r for row in rows if (r := Rejection.from_row(row)) is not None}
 
 
+#: The manifest columns a run takes from its listing and its files' outcomes.
+MANIFEST_INPUTS = ("file_name", "size", "mtime_ns", "sha256", "reason_code", "line", "message")
+
+
 def _manifest(
     extracted: Extracted, outcome: dict[str, FileOutcome], run_id: str, now: datetime
 ) -> pl.DataFrame:
@@ -465,10 +469,7 @@ def _manifest(
             "reuse": [f.reuse for f in files],
             **Rejection.columns_of([o.rejection for o in found]),
         },
-        schema_overrides={
-            **{n: schema[n] for n in ("file_name", "size", "mtime_ns", "sha256")},
-            **{n: schema[n] for n in ("reason_code", "line", "message")},
-        },
+        schema_overrides={n: schema[n] for n in schema.names() if n in MANIFEST_INPUTS},
     )
     del found
     known = previous.select("file_name", "first_seen", "parsed_run_id", known=pl.lit(True))
