@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import os
@@ -22,14 +23,20 @@ if TYPE_CHECKING:  # imported in the fixtures: Prefect and GX must see the envir
 # offline library settings), a throwaway PREFECT_HOME, no AUTHORGRAPH_* from the shell.
 from authorgraph.pipelines.config import quiet_libraries  # imports no Prefect or GX
 
-_PREFECT_HOME = tempfile.mkdtemp(prefix="authorgraph-prefect-")
-os.environ["PREFECT_HOME"] = _PREFECT_HOME
+# Everything a test process keeps outside pytest's tmp_path lives in one folder, removed when
+# the process exits (atexit runs last what registers first: after Prefect's own handlers).
+_SCRATCH = Path(tempfile.mkdtemp(prefix="authorgraph-tests-"))
+atexit.register(shutil.rmtree, _SCRATCH, ignore_errors=True)
+_PREFECT_HOME = _SCRATCH / "prefect-home"
+_PREFECT_HOME.mkdir()
+os.environ["PREFECT_HOME"] = str(_PREFECT_HOME)
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 quiet_libraries(override=True)
 for _key in [k for k in os.environ if k.startswith("AUTHORGRAPH_")]:
     del os.environ[_key]
 # A Prefect server kept by `authorgraph server start` on this machine is never used by tests.
-os.environ["AUTHORGRAPH_SERVER_DIR"] = tempfile.mkdtemp(prefix="authorgraph-server-")
+(_SCRATCH / "server").mkdir()
+os.environ["AUTHORGRAPH_SERVER_DIR"] = str(_SCRATCH / "server")
 
 # Property tests run beside subprocess-heavy tests on 2 cores: a slow draw is load, not a bug.
 from hypothesis import HealthCheck, settings  # noqa: E402
@@ -121,7 +128,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if state.exists():
         stop_group(int(json.loads(state.read_text())["pid"]))
         state.unlink()
-    shutil.rmtree(_PREFECT_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -170,7 +176,8 @@ def transform_only(settings: Settings) -> Transformed:
 
     from authorgraph.pipelines import stages
 
-    scratch = dataclasses.replace(settings, warehouse=Path(tempfile.mkdtemp(prefix="ag-wh-")))
+    warehouse = Path(tempfile.mkdtemp(prefix="warehouse-", dir=_SCRATCH))
+    scratch = dataclasses.replace(settings, warehouse=warehouse)
     return stages.transform(stages.extract(scratch), scratch, "test-run")
 
 
