@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any, TypeVar
 
 import polars as pl
 import pyarrow as pa
@@ -79,7 +80,6 @@ from authorgraph.pipelines.load.state import (
 )
 from authorgraph.pipelines.transform.build import (
     BuildLimits,
-    Built,
     CacheInputs,
     build_tables,
     ledger_checks,
@@ -245,6 +245,9 @@ def extract(settings: Settings) -> Extracted:
     return Extracted(files, deleted, previous, keys, listing.skipped)
 
 
+_R = TypeVar("_R")
+
+
 # -- transform ----------------------------------------------------------------------------
 
 
@@ -279,6 +282,7 @@ class Transformed:
     files_skipped: int = 0
     keys_match: bool = False  # the published tables were built under this run's output key
     unchanged: bool = False  # same inputs, code and settings as the intact published version
+    isolate: bool = False  # large input: DuckDB work runs in child processes (`in_child`)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -388,8 +392,11 @@ def transform(
         transformed.counts = _published_counts(transformed)
     else:
         inputs = CacheInputs(batch_dir, previous.cache_dir, _reused_keys(reused))
+        transformed.isolate = input_bytes(inputs) > ISOLATE_BYTES
         try:
-            built = build_isolated(stage_dir, inputs, _limits(settings))
+            built = in_child(
+                transformed.isolate, build_tables, stage_dir, inputs, _limits(settings)
+            )
             transformed.counts, transformed.seconds = built.counts, built.seconds
         except OSError as exc:
             shutil.rmtree(stage_dir, ignore_errors=True)  # give the space back
@@ -401,21 +408,27 @@ def transform(
     return transformed
 
 
-#: Above this much input (parse batches + cache), the DuckDB build runs in a child process:
-#: what DuckDB's allocator keeps after a large build is then returned to the system when the
-#: child exits, instead of staying in the run's process through validation and load.
+#: Above this much input (parse batches + cache), the run's DuckDB work (the build, then the
+#: page statistics, the ledger checks and the changed rows) runs in child processes: what
+#: DuckDB's allocator keeps after a large query is then returned to the system when the child
+#: exits, instead of staying in the run's process through validation and load.
 ISOLATE_BYTES = 64 * 2**20
 
 
-def build_isolated(stage_dir: Path, inputs: CacheInputs, limits: BuildLimits) -> Built:
-    """`build_tables`, in a spawned child process when the input is large."""
+def input_bytes(inputs: CacheInputs) -> int:
+    """Bytes of Parquet a build reads: this run's parse batches and the reused cache."""
     files = [*inputs.batch_dir.glob("*.parquet")]
     if inputs.previous_cache is not None:
         files += [*inputs.previous_cache.rglob("*.parquet")]
-    if sum(f.stat().st_size for f in files) <= ISOLATE_BYTES:
-        return build_tables(stage_dir, inputs, limits)
+    return sum(f.stat().st_size for f in files)
+
+
+def in_child(isolate: bool, fn: Callable[..., _R], *args: Any) -> _R:
+    """`fn(*args)`, in a spawned child process when `isolate` (its exceptions re-raised here)."""
+    if not isolate:
+        return fn(*args)
     with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
-        return pool.submit(build_tables, stage_dir, inputs, limits).result()
+        return pool.submit(fn, *args).result()
 
 
 def _limits(settings: Settings) -> BuildLimits:
@@ -516,7 +529,7 @@ def ledger_checks_for(transformed: Transformed, settings: Settings) -> Path:
     ledger["page_links"] = transformed.state_path() / "page_links.parquet"
     target = transformed.stage_dir / "checks" / "ledger.parquet"
     try:
-        return ledger_checks(ledger, target, _limits(settings))
+        return in_child(transformed.isolate, ledger_checks, ledger, target, _limits(settings))
     except OSError as exc:
         shutil.rmtree(transformed.stage_dir, ignore_errors=True)  # give the space back
         raise _staging_error(exc, settings.warehouse) from None
@@ -526,7 +539,9 @@ def run_page_stats(transformed: Transformed, settings: Settings) -> pl.DataFrame
     """The run-level page statistics of the staged parse cache (one row)."""
     limits = _limits(settings)
     try:
-        return page_stats(transformed.state_path(), limits.memory_limit)
+        return in_child(
+            transformed.isolate, page_stats, transformed.state_path(), limits.memory_limit
+        )
     except OSError as exc:
         shutil.rmtree(transformed.stage_dir, ignore_errors=True)  # nothing is published
         raise WarehouseUnusable(
@@ -544,7 +559,7 @@ def changed_rows(transformed: Transformed, settings: Settings) -> dict[str, Path
     old = {t.name: published / PARQUET_DIR / f"{t.name}.parquet" for t in CORE_TABLES}
     new = {t.name: transformed.table_path(t.name) for t in CORE_TABLES}
     try:
-        return rows_not_in(new, old, out, _limits(settings))
+        return in_child(transformed.isolate, rows_not_in, new, old, out, _limits(settings))
     except OSError as exc:
         shutil.rmtree(transformed.stage_dir, ignore_errors=True)  # give the space back
         raise _staging_error(exc, settings.warehouse) from None

@@ -233,8 +233,9 @@ def test_a_memory_limit_too_small_to_build_is_one_named_error(tmp_path: Path) ->
 def test_a_large_build_runs_in_a_child_process_with_the_same_tables(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seeds_warehouse: Path
 ) -> None:
-    """Forced isolation (as for inputs over 64 MiB): the DuckDB build runs in a spawned child,
-    and the published tables equal an in-process build's (the session's `seeds_warehouse`)."""
+    """Forced isolation (as for inputs over 64 MiB): the DuckDB build, page statistics and
+    ledger checks run in spawned children, the run validates, and the published tables equal
+    an in-process build's (the session's `seeds_warehouse`)."""
     import os
 
     from authorgraph.pipelines import stages
@@ -242,9 +243,11 @@ def test_a_large_build_runs_in_a_child_process_with_the_same_tables(
     from tests.conftest import SEEDS, run_stages
 
     children: list[int] = []
+    isolated_steps: list[str] = []
 
     class Spy(stages.ProcessPoolExecutor):
         def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+            isolated_steps.append(fn.__name__)
             future = super().submit(fn, *args, **kwargs)
             children.extend(p.pid for p in self._processes.values() if p.pid is not None)
             return future
@@ -255,6 +258,7 @@ def test_a_large_build_runs_in_a_child_process_with_the_same_tables(
     monkeypatch.setattr(stages, "ISOLATE_BYTES", 0)
     isolated = run_stages(Settings(seeds=SEEDS, warehouse=tmp_path / "isolated")).tables
     assert children and os.getpid() not in children
+    assert isolated_steps == ["build_tables", "page_stats", "ledger_checks"]  # first run
     for table in BUILT_TABLES:
         inline = pl.read_parquet(seeds_warehouse / "parquet" / f"{table.name}.parquet")
         assert_frame_equal(isolated[table.name], inline)
