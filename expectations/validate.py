@@ -238,7 +238,7 @@ class ValidationReport:
         return [f.describe() for f in self.failures]
 
 
-def _gx() -> Any:
+def import_gx() -> Any:
     """Great Expectations, imported on first use, quiet and offline."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
@@ -393,7 +393,7 @@ def key_partitions(keys: pa.Table, chunk_rows: int) -> Iterator[pa.Table]:
 
 
 def _context(docs_dir: Path) -> Any:
-    gx = _gx()
+    gx = import_gx()
     ProgressBarsConfig = gx.data_context.types.base.ProgressBarsConfig
     context = gx.get_context(mode="ephemeral")
     context.enable_analytics(False)
@@ -656,7 +656,7 @@ def _run_suites(
 
     An expectation whose `meta.severity` is `warning`, or any expectation of a suite whose
     `meta.min_papers` exceeds its one-row input's `papers`, warns instead of failing."""
-    gx = _gx()
+    gx = import_gx()
     sources = {name: _Source(data) for name, data in tables.items()}
     inputs = dict(sources)
     if RELATIONSHIP_KEYS.keys() <= sources.keys():  # the cross-table suite needs all three

@@ -115,10 +115,17 @@ def run(
         workers=workers,
         runner=runner or ("dask" if dask_address else None),
     )
-    runner = settings.runner
     preflight(settings)
     use_kept_server()
     quiet_libraries()
+    from authorgraph.pipelines.ops.ahead import validator_ahead
+
+    with validator_ahead():  # GX imports in a child while Prefect starts (ops/ahead.py)
+        _run_flow(settings, dask_address)
+
+
+def _run_flow(settings: Settings, dask_address: str | None) -> None:
+    """`run`'s flow call, its failures as one line each, and its summary."""
     from authorgraph.expectations.validate import ValidationFailed
     from authorgraph.pipelines.cli.progress import file_progress
     from authorgraph.pipelines.extract.seeds import SeedsError
@@ -128,7 +135,9 @@ def run(
     from authorgraph.pipelines.ops.runners import DEFAULT_RUNNER, RunnerError, make_task_runner
 
     try:
-        task_runner = make_task_runner(runner or DEFAULT_RUNNER, settings.workers, dask_address)
+        task_runner = make_task_runner(
+            settings.runner or DEFAULT_RUNNER, settings.workers, dask_address
+        )
     except RunnerError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
     try:
