@@ -15,11 +15,9 @@ import shutil
 import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -78,7 +76,7 @@ from authorgraph.pipelines.load.state import (
     read_run_log,
     read_state,
 )
-from authorgraph.pipelines.ops import ahead
+from authorgraph.pipelines.ops import children
 from authorgraph.pipelines.transform.build import (
     BuildLimits,
     CacheInputs,
@@ -238,7 +236,7 @@ def extract(settings: Settings) -> Extracted:
         usable = usable.clear()
     files = plan_files(refs, usable, settings.full_hash)
     if sum(r.size for r in refs) > ISOLATE_BYTES:
-        ahead.release()  # a large run: an idle GX process would sit through parse and build
+        children.release()  # a large run: an idle GX process would sit through parse and build
     names = {r.name for r in refs}
     deleted = [
         n
@@ -396,7 +394,7 @@ def transform(
     )
     transformed.unchanged = carry_over(transformed, settings)
     if transformed.unchanged:
-        ahead.release()  # nothing to validate
+        children.release()  # nothing to validate
         transformed.counts = _published_counts(transformed)
     else:
         inputs = CacheInputs(batch_dir, previous.cache_dir, _reused_keys(reused))
@@ -432,11 +430,8 @@ def input_bytes(inputs: CacheInputs) -> int:
 
 
 def in_child(isolate: bool, fn: Callable[..., _R], *args: Any) -> _R:
-    """`fn(*args)`, in a spawned child process when `isolate` (its exceptions re-raised here)."""
-    if not isolate:
-        return fn(*args)
-    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
-        return pool.submit(fn, *args).result()
+    """`fn(*args)`, in a spawned child process when `isolate` (ops/children.py)."""
+    return children.run_in_child(fn, *args) if isolate else fn(*args)
 
 
 def _limits(settings: Settings) -> BuildLimits:
@@ -529,7 +524,7 @@ def validate(transformed: Transformed, settings: Settings) -> ValidationReport:
     changed = changed_rows(transformed, settings) if transformed.keys_match else None
     tables["ledger"] = ledger_checks_for(transformed, settings)
     docs = settings.data_docs_dir
-    return ahead.call_validator(validate_tables, tables, docs, changed=changed, page_stats=stats)
+    return children.call_validator(validate_tables, tables, docs, changed=changed, page_stats=stats)
 
 
 def ledger_checks_for(transformed: Transformed, settings: Settings) -> Path:

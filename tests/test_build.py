@@ -240,21 +240,21 @@ def test_a_large_build_runs_in_a_child_process_with_the_same_tables(
 
     from authorgraph.pipelines import stages
     from authorgraph.pipelines.config import Settings
+    from authorgraph.pipelines.ops import children as child_processes
     from tests.conftest import SEEDS, run_stages
 
     children: list[int] = []
     isolated_steps: list[str] = []
+    real_call = child_processes._Child.call
 
-    class Spy(stages.ProcessPoolExecutor):
-        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
-            isolated_steps.append(fn.__name__)
-            future = super().submit(fn, *args, **kwargs)
-            children.extend(p.pid for p in self._processes.values() if p.pid is not None)
-            return future
+    def spy(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        isolated_steps.append(fn.__name__)
+        children.append(self.process.pid)
+        return real_call(self, fn, *args, **kwargs)
 
     # seeds/ is far below the threshold: `seeds_warehouse` was built inline, in its run's process.
     assert sum(p.stat().st_size for p in SEEDS.iterdir()) * 100 < stages.ISOLATE_BYTES
-    monkeypatch.setattr(stages, "ProcessPoolExecutor", Spy)
+    monkeypatch.setattr(child_processes._Child, "call", spy)
     monkeypatch.setattr(stages, "ISOLATE_BYTES", 0)
     isolated = run_stages(Settings(seeds=SEEDS, warehouse=tmp_path / "isolated")).tables
     assert children and os.getpid() not in children

@@ -118,9 +118,9 @@ def run(
     preflight(settings)
     use_kept_server()
     quiet_libraries()
-    from authorgraph.pipelines.ops.ahead import validator_ahead
+    from authorgraph.pipelines.ops.children import validator_ahead
 
-    with validator_ahead():  # GX imports in a child while Prefect starts (ops/ahead.py)
+    with validator_ahead():  # GX imports in a child while Prefect starts (ops/children.py)
         _run_flow(settings, dask_address)
 
 

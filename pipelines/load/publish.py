@@ -155,6 +155,10 @@ def write_parquet(
     return paths
 
 
+#: DuckDB draws a progress bar on stdout for queries over 2 s, even into a log file.
+NO_PROGRESS_BAR = "SET enable_progress_bar = false"
+
+
 @contextmanager
 def os_errors() -> Iterator[None]:
     """DuckDB's I/O errors as OSError (a full disk as ENOSPC), so callers handle one kind."""
@@ -189,6 +193,7 @@ def finish_staged(
         "storage_compatibility_version": STORAGE_COMPATIBILITY,
     }
     with os_errors(), closing(duckdb.connect(str(db_path), config=config)) as con:
+        con.execute(NO_PROGRESS_BAR)
         con.execute("BEGIN")
         con.execute("DROP SCHEMA IF EXISTS analytics CASCADE")
         for name in SMALL_TABLES:
@@ -273,6 +278,7 @@ def restage_current(
     db_path = stage_dir / DUCKDB_FILE
     shutil.copyfile(warehouse / DUCKDB_FILE, db_path)
     with os_errors(), closing(duckdb.connect(str(db_path))) as con:
+        con.execute(NO_PROGRESS_BAR)
         con.execute("BEGIN")
         for name, data in tables.items():
             con.register("incoming", data.cast(TABLES_BY_NAME[name].arrow_schema))

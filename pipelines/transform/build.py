@@ -41,6 +41,7 @@ from authorgraph.pipelines.extract.parsing import BATCH_KINDS
 from authorgraph.pipelines.load.errors import MemoryLimitReached
 from authorgraph.pipelines.load.publish import (
     DUCKDB_FILE,
+    NO_PROGRESS_BAR,
     PARQUET_DIR,
     STATE_DIR,
     STORAGE_COMPATIBILITY,
@@ -230,6 +231,7 @@ def staging_connection(stage_dir: Path, limits: BuildLimits) -> Iterator[duckdb.
         "autoload_known_extensions": False,
     }
     with os_errors(), closing(duckdb.connect(str(stage_dir / DUCKDB_FILE), config=config)) as con:
+        con.execute(NO_PROGRESS_BAR)
         yield con
     no_world_write(stage_dir / DUCKDB_FILE)
     shutil.rmtree(spill, ignore_errors=True)
@@ -409,6 +411,7 @@ def scratch_connection(spill: Path, limits: BuildLimits) -> Iterator[duckdb.Duck
         "temp_directory": str(make_dir(spill)),
     }
     with os_errors(), closing(duckdb.connect(config=config)) as con:
+        con.execute(NO_PROGRESS_BAR)
         yield con
     shutil.rmtree(spill, ignore_errors=True)
 

@@ -36,7 +36,7 @@ import duckdb
 import polars as pl
 
 from authorgraph.pipelines.load.errors import MemoryLimitReached
-from authorgraph.pipelines.load.publish import os_errors, sql_literal
+from authorgraph.pipelines.load.publish import NO_PROGRESS_BAR, os_errors, sql_literal
 
 #: A source line longer than this is no source line (the longest real one is ~60 characters).
 LONG_SOURCE_CHARS = 120
@@ -140,6 +140,7 @@ def page_stats(state_dir: Path, memory_limit: str = "512MB") -> pl.DataFrame:
             "autoload_known_extensions": False,
         }
         with os_errors(), closing(duckdb.connect(":memory:", config=config)) as con:
+            con.execute(NO_PROGRESS_BAR)
             try:
                 row = con.execute(stats_sql(state_dir)).fetchone()
             except duckdb.IOException as exc:

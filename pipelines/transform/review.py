@@ -46,7 +46,13 @@ import pyarrow.parquet as pq
 
 from authorgraph.pipelines.config import limit_bytes
 from authorgraph.pipelines.load.errors import MemoryLimitReached
-from authorgraph.pipelines.load.publish import make_dir, no_world_write, os_errors, sql_literal
+from authorgraph.pipelines.load.publish import (
+    NO_PROGRESS_BAR,
+    make_dir,
+    no_world_write,
+    os_errors,
+    sql_literal,
+)
 from authorgraph.pipelines.transform.minhash import (
     BANDS,
     BINS,
@@ -585,7 +591,7 @@ def _connection(
         "autoload_known_extensions": False,
     }
     with os_errors(), closing(duckdb.connect(config=config)) as con:
-        con.execute("SET enable_progress_bar = false")
+        con.execute(NO_PROGRESS_BAR)
         yield con
 
 

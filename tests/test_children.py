@@ -1,0 +1,104 @@
+"""`authorgraph run` validates in a child that imported Great Expectations while Prefect
+started (pipelines/ops/children.py): the call's result and errors come back as if run here, and a
+missing child means the call runs here."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from authorgraph.expectations.validate import TableUnreadable
+from authorgraph.pipelines.ops import children
+from tests.conftest import ROOT
+
+
+def where_am_i() -> tuple[int, bool]:
+    return os.getpid(), "great_expectations" in sys.modules
+
+
+def unreadable(name: str) -> None:
+    raise TableUnreadable(f"cannot read {name}")
+
+
+def test_the_call_runs_in_a_child_that_imported_gx_which_ends_after_it() -> None:
+    with children.validator_ahead():
+        child = children._child
+        assert child is not None
+        pid, gx_loaded = children.call_validator(where_am_i)
+        assert pid == child.process.pid != os.getpid()
+        assert gx_loaded  # imported ahead, before the call arrived
+        assert not child.process.is_alive() and children._child is None  # one call, then gone
+        assert children.call_validator(where_am_i)[0] == os.getpid()  # any later call: here
+    assert children._child is None
+
+
+def test_an_error_in_the_child_is_raised_here_with_its_message() -> None:
+    with children.validator_ahead(), pytest.raises(TableUnreadable, match="cannot read papers"):
+        children.call_validator(unreadable, "papers")
+
+
+def test_a_released_or_dead_child_means_the_call_runs_here() -> None:
+    with children.validator_ahead():
+        child = children._child
+        assert child is not None
+        children.release()
+        assert not child.process.is_alive()
+        assert children.call_validator(where_am_i)[0] == os.getpid()
+    with children.validator_ahead():
+        child = children._child
+        assert child is not None
+        child.process.kill()  # out of memory, or killed by hand
+        child.process.join()
+        assert children.call_validator(where_am_i)[0] == os.getpid()
+        assert children._child is None
+
+
+def sleep_after_saying_where(path: str) -> None:
+    Path(path).write_text(str(os.getpid()), encoding="utf-8")
+    time.sleep(600)
+
+
+def die_at_once() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_child_that_dies_is_a_named_error_not_a_hang() -> None:
+    with pytest.raises(children.StepProcessDied, match=r"die_at_once .*exit code -9"):
+        children.run_in_child(die_at_once)
+
+
+def test_sigterm_while_a_step_runs_in_a_child_stops_both_at_once(tmp_path: Path) -> None:
+    """A real SIGTERM to a process waiting on a child's step (a large run's build): the
+    process stops as on Ctrl-C and kills the child, instead of waiting for its step."""
+    ready = tmp_path / "child-pid"
+    script = (
+        "import sys\n"
+        "from authorgraph.pipelines.ops import lifecycle\n"
+        "from authorgraph.pipelines.ops.children import run_in_child\n"
+        "from tests.test_children import sleep_after_saying_where\n"
+        "lifecycle.handle_sigterm_as_sigint()\n"
+        "try:\n"
+        f"    run_in_child(sleep_after_saying_where, {str(ready)!r})\n"
+        "except KeyboardInterrupt:\n"
+        "    sys.exit(130)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists() or not ready.read_text():  # the child is in its step
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        child = int(ready.read_text())
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 130  # the step would have slept 600 s
+        assert not psutil.pid_exists(child)
+    finally:
+        proc.kill()
+        proc.wait()
