@@ -45,7 +45,7 @@ from authorgraph.pipelines.extract.seeds import (
     hash_file,
     list_seeds,
 )
-from authorgraph.pipelines.load.errors import MemoryLimitReached
+from authorgraph.pipelines.load.errors import MemoryLimitReached, StepProcessDied
 from authorgraph.pipelines.load.folder import check_warehouse, owner_note
 from authorgraph.pipelines.load.lock import LOCK_FILE, writer_lock
 from authorgraph.pipelines.load.publish import (
@@ -407,7 +407,7 @@ def transform(
         except OSError as exc:
             shutil.rmtree(stage_dir, ignore_errors=True)  # give the space back
             raise _staging_error(exc, settings.warehouse) from None
-        except MemoryLimitReached:
+        except (MemoryLimitReached, StepProcessDied):
             shutil.rmtree(stage_dir, ignore_errors=True)
             raise
     shutil.rmtree(batch_dir, ignore_errors=True)  # merged into the staged cache

@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from authorgraph.expectations.validate import TableUnreadable
+from authorgraph.pipelines.load.errors import StepProcessDied
 from authorgraph.pipelines.ops import children
 from tests.conftest import ROOT
 
@@ -70,8 +71,11 @@ def die_at_once() -> None:
 
 
 def test_a_child_that_dies_is_a_named_error_not_a_hang() -> None:
-    with pytest.raises(children.StepProcessDied, match=r"die_at_once .*exit code -9"):
+    from authorgraph.pipelines.cli.commands import EXIT_NO_SPACE, warehouse_exit_code
+
+    with pytest.raises(StepProcessDied, match=r"die_at_once .*exit code -9") as info:
         children.run_in_child(die_at_once)
+    assert warehouse_exit_code(info.value) == EXIT_NO_SPACE  # exit 6, as for memory or disk
 
 
 def test_sigterm_while_a_step_runs_in_a_child_stops_both_at_once(tmp_path: Path) -> None:

@@ -21,3 +21,8 @@ class NoSpaceLeft(WarehouseError):
 
 class MemoryLimitReached(NoSpaceLeft):
     """DuckDB needed more than its memory limit to build the tables; nothing was published."""
+
+
+class StepProcessDied(NoSpaceLeft):
+    """A step run in its own process (a large run's build) ended without an answer, most
+    often killed for memory; nothing was published (exit 6, like a full disk)."""

@@ -25,16 +25,12 @@ from multiprocessing import get_context
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
-from authorgraph.pipelines.load.errors import WarehouseError
+from authorgraph.pipelines.load.errors import StepProcessDied
 
 _R = TypeVar("_R")
 
 #: The module `validator_ahead`'s child imports (then its `import_gx()`) before it waits.
 PRELOAD = "authorgraph.expectations.validate"
-
-
-class StepProcessDied(WarehouseError):
-    """A step run in a child process ended without an answer; nothing was published."""
 
 
 class _Child:
