@@ -1,2 +1,2 @@
 """Operations: running on a schedule (`serve`), the local Prefect server, ending every process
-started, and the task runners (threads, processes, Dask)."""
+started, the task runners (threads, processes, Dask), and steps run in a child process."""
