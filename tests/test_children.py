@@ -17,7 +17,10 @@ import pytest
 from authorgraph.expectations.validate import TableUnreadable
 from authorgraph.pipelines.load.errors import StepProcessDied
 from authorgraph.pipelines.ops import children
-from tests.conftest import ROOT
+
+# Not tests.conftest's ROOT: the spawned children import this module, and conftest would give
+# each a scratch folder that a killed child never removes.
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def where_am_i() -> tuple[int, bool]:
