@@ -48,6 +48,20 @@ def test_an_error_in_the_child_is_raised_here_with_its_message() -> None:
         children.call_validator(unreadable, "papers")
 
 
+class NeedsTwo(Exception):
+    def __init__(self, what: str, why: str) -> None:
+        super().__init__(f"{what}: {why}")
+
+
+def raise_needs_two() -> None:
+    raise NeedsTwo("papers", "cannot be rebuilt from its message alone")
+
+
+def test_an_error_that_cannot_cross_the_pipe_arrives_as_its_text() -> None:
+    with pytest.raises(RuntimeError, match="NeedsTwo: papers: cannot be rebuilt"):
+        children.run_in_child(raise_needs_two)
+
+
 def test_a_released_or_dead_child_means_the_call_runs_here() -> None:
     with children.validator_ahead():
         child = children._child

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import importlib
+import pickle
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from multiprocessing import get_context
@@ -69,8 +70,18 @@ def _serve(conn: Connection, preload: bool) -> None:
     try:
         result = (True, fn(*args, **kwargs))
     except Exception as exc:  # re-raised in the parent
-        result = (False, exc)
+        result = (False, _portable(exc))
     conn.send(result)
+
+
+def _portable(exc: Exception) -> Exception:
+    """`exc` if it survives the pipe; else its type and text as a RuntimeError (an exception
+    whose class takes other arguments than its message cannot be rebuilt on the other side)."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:  # any failure to rebuild it
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+    return exc
 
 
 def run_in_child(fn: Callable[..., _R], *args: Any) -> _R:
