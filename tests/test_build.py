@@ -137,23 +137,31 @@ def test_a_build_beyond_its_memory_limit_spills_and_gives_the_same_tables(
     assert_same_tables(built(tmp_path), reference_tables(stage_pages(pages)))
 
 
+@pytest.mark.parametrize("expansions", [(2, 2), (10**6, 10**6), (2, 10**6)])
 def test_reused_rows_come_from_the_previous_cache_and_unused_variants_are_dropped(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, expansions: tuple[int, int]
 ) -> None:
+    """In one part, or in 256 parts (texts counted as far larger than the limit: the batches
+    and the listings split by id prefix first), after a first run in either."""
+    from authorgraph.pipelines.transform import build
+
     kept = ("a.txt", AuthorPage("A, Ann", (RawPaper("Kept", "S", "x y z"),)))
     gone = ("b.txt", AuthorPage("B, Bo", (RawPaper("Gone", "S", None),)))
     edited_old = ("c.txt", AuthorPage("C, Cy", (RawPaper("Old text", "S", None),)))
     edited_new = ("c.txt", AuthorPage("C, Cy", (RawPaper("New text", "S", None),)))
     first = tmp_path / "first"
     write_batch(first / "batches", 0, [kept, gone, edited_old])
+    monkeypatch.setattr(build, "TEXT_EXPANSION", expansions[0])
     build_tables(first, CacheInputs(first / "batches", None, NO_REUSE), BuildLimits())
     cache = first / "version" / "state"
     # Next run: a.txt unchanged (reused by name and hash), b.txt deleted, c.txt re-parsed.
     second = tmp_path / "second"
     write_batch(second / "batches", 0, [edited_new])
     reused = pa.table({"file_name": ["a.txt"], "sha256": ["h-a.txt"]})
+    monkeypatch.setattr(build, "TEXT_EXPANSION", expansions[1])
     build_tables(second, CacheInputs(second / "batches", cache, reused), BuildLimits())
     assert_same_tables(built(second), reference_tables(stage_pages([kept, edited_new])))
+    assert not (second / "split").exists()  # the split by prefix is the build's scratch
     variants = pl.read_parquet(second / "version" / "state" / "variants" / "*.parquet")
     assert sorted(variants["title"]) == ["Kept", "New text"]
     # A cached row whose hash no longer matches is never reused.
