@@ -363,6 +363,7 @@ def write_cache(
             f"COMPRESSION_LEVEL 1, ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
         )
         no_world_write(target)
+    shutil.rmtree(split_dir / "texts", ignore_errors=True)  # merged: give the disk back
     _view(con, "variants", variant_files(state_dir))
     return parts
 
