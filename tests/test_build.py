@@ -270,3 +270,37 @@ def test_a_large_build_runs_in_a_child_process_with_the_same_tables(
     for table in BUILT_TABLES:
         inline = pl.read_parquet(seeds_warehouse / "parquet" / f"{table.name}.parquet")
         assert_frame_equal(isolated[table.name], inline)
+
+
+def test_keys_too_large_for_the_memory_limit_are_named_in_comments_not_enforced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB's key index must fit in memory: when the listings' keys would not (here: a
+    key counted as far larger than the limit), the staged file holds the same tables
+    without key constraints, and each table's COMMENT names its keys and why."""
+    import duckdb
+
+    from authorgraph.pipelines.load.publish import DUCKDB_FILE, KEYS_NOT_ENFORCED
+    from authorgraph.pipelines.transform import build
+
+    pages = [
+        (f"p{n}.txt", AuthorPage(f"F{n}, G", (RawPaper(f"T{n % 4}", "S", f"a b c {n}"),)))
+        for n in range(12)
+    ]
+    write_batch(tmp_path / "batches", 0, pages)
+    inputs = CacheInputs(tmp_path / "batches", None, NO_REUSE)
+    assert build_tables(tmp_path, inputs, BuildLimits()).keys_enforced  # 12 listings fit
+    monkeypatch.setattr(build, "KEY_INDEX_BYTES", 10**9)
+    result = build_tables(tmp_path, inputs, BuildLimits())
+    assert not result.keys_enforced
+    assert_same_tables(built(tmp_path), reference_tables(stage_pages(pages)))
+    with duckdb.connect(str(tmp_path / DUCKDB_FILE), read_only=True) as con:
+        keyed = con.execute(
+            "SELECT count(*) FROM duckdb_constraints() "
+            "WHERE constraint_type IN ('PRIMARY KEY', 'FOREIGN KEY')"
+        ).fetchone()
+        comments = dict(con.execute("SELECT table_name, comment FROM duckdb_tables()").fetchall())
+    assert keyed == (0,)
+    assert KEYS_NOT_ENFORCED in comments["papers"]
+    assert "PRIMARY KEY (author_id, paper_id)" in comments["authorship"]
+    assert "FOREIGN KEY (paper_id_a) REFERENCES papers (paper_id)" in comments["paper_review"]

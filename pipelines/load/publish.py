@@ -118,20 +118,34 @@ def sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def table_ddl(table: Table) -> list[str]:
-    """CREATE TABLE (with keys) and COMMENT statements for one declared table."""
+#: Said in a table's COMMENT when DuckDB does not enforce its keys (see `table_ddl`).
+KEYS_NOT_ENFORCED = (
+    "Keys checked by the validation suites, not enforced by DuckDB in this file (their "
+    "index would not fit the memory limit): "
+)
+
+
+def table_ddl(table: Table, keys: bool = True) -> list[str]:
+    """CREATE TABLE and COMMENT statements for one declared table. With `keys`, its primary
+    and foreign keys are constraints; without, they are only named in the table's COMMENT
+    (DuckDB's key index must fit in memory and cannot spill)."""
     lines = [
         f"{c.name} {_DUCKDB_TYPES[c.dtype]}{'' if c.nullable else ' NOT NULL'}"
         + (" USING COMPRESSION zstd" if c.long_text else "")
         for c in table.columns
     ]
-    lines.append(f"PRIMARY KEY ({', '.join(table.primary_key)})")
-    lines += [
+    constraints = [f"PRIMARY KEY ({', '.join(table.primary_key)})"]
+    constraints += [
         f"FOREIGN KEY ({fk.column}) REFERENCES {fk.ref_table} ({fk.ref_column})"
         for fk in table.foreign_keys
     ]
+    comment = table.comment
+    if keys:
+        lines += constraints
+    else:
+        comment = f"{comment} {KEYS_NOT_ENFORCED}{'; '.join(constraints)}."
     statements = [f"CREATE TABLE {table.name} (\n  " + ",\n  ".join(lines) + "\n)"]
-    statements.append(f"COMMENT ON TABLE {table.name} IS {sql_literal(table.comment)}")
+    statements.append(f"COMMENT ON TABLE {table.name} IS {sql_literal(comment)}")
     statements += [
         f"COMMENT ON COLUMN {table.name}.{c.name} IS {sql_literal(c.comment)}"
         for c in table.columns

@@ -370,11 +370,27 @@ def write_cache(
 
 @dataclass(frozen=True)
 class Built:
-    """What a build made: rows per table, and seconds per step (`cache`, `core`, `ledger`,
-    `review`; the benchmark reports what each part of the dataset costs)."""
+    """What a build made: rows per table, seconds per step (`cache`, `core`, `ledger`,
+    `review`; the benchmark reports what each part of the dataset costs), and whether the
+    staged DuckDB file enforces the tables' keys (see `keys_fit`)."""
 
     counts: dict[str, int]
     seconds: dict[str, float]
+    keys_enforced: bool = True
+
+
+#: Memory per row that DuckDB's index of a table's keys takes while rows are inserted: the
+#: index must fit in the memory limit (it cannot spill). Measured with a 512MB limit: a key
+#: of two 64-character ids (authorship's) fit 1.5M rows and ran out at 2M; one id fit 2M
+#: rows and ran out at 3M.
+KEY_INDEX_BYTES = 320
+
+
+def keys_fit(rows: int, limit: int) -> bool:
+    """Whether a table of `rows` rows can have its keys enforced within `limit` bytes.
+    Beyond it (about 1.6M listings, some 220k pages, at 512MB) the staged file declares the
+    keys in COMMENTs only; the validation suites check them before anything is published."""
+    return rows * KEY_INDEX_BYTES <= limit
 
 
 def build_core(
@@ -383,16 +399,17 @@ def build_core(
     state_dir: Path,
     parts: Parts,
     seconds: dict[str, float] | None = None,
+    keys: bool = True,
 ) -> dict[str, int]:
     """Build the core and ledger tables from the `cache` views (step 2), one id prefix at a
     time in key order, and copy them to Parquet in that order (step 3). Returns their row
-    counts."""
+    counts. `keys`: whether the tables enforce their keys (`table_ddl`)."""
     make_dir(parquet_dir)
     counts = {}
     seconds = {} if seconds is None else seconds
     for table in (*CORE_TABLES, *LEDGER_TABLES):
         started = time.perf_counter()
-        for statement in table_ddl(table):
+        for statement in table_ddl(table, keys):
             con.execute(statement)
         key = PART_KEYS.get(table.name)
         for prefix in parts.prefixes if key else [""]:
@@ -441,7 +458,12 @@ def build_tables(stage_dir: Path, inputs: CacheInputs, limits: BuildLimits) -> B
             split = stage_dir / "split"
             parts = write_cache(con, inputs, version / STATE_DIR, limit, split)
             seconds = {"cache": time.perf_counter() - started}
-            counts = build_core(con, version / PARQUET_DIR, version / STATE_DIR, parts, seconds)
+            # The listings are the longest keyed table (one row per parsed listing).
+            row = con.execute("SELECT count(*) FROM cache.page_links").fetchone()
+            keys = keys_fit(int(row[0]) if row else 0, limit)
+            counts = build_core(
+                con, version / PARQUET_DIR, version / STATE_DIR, parts, seconds, keys
+            )
             con.execute("DROP SCHEMA cache CASCADE")
             shutil.rmtree(split, ignore_errors=True)
         # The review queues, from the core tables' Parquet (their own bounded DuckDB; the
@@ -454,7 +476,9 @@ def build_tables(stage_dir: Path, inputs: CacheInputs, limits: BuildLimits) -> B
         shutil.rmtree(work, ignore_errors=True)
         with staging_connection(stage_dir, limits) as con:
             for table in REVIEW_TABLES:
-                for statement in table_ddl(table):
+                # Their foreign keys need the core tables' keys.
+                enforced = keys and keys_fit(counts[table.name], limit)
+                for statement in table_ddl(table, enforced):
                     con.execute(statement)
                 source = sql_literal(str(version / PARQUET_DIR / f"{table.name}.parquet"))
                 con.execute(f"INSERT INTO {table.name} SELECT * FROM read_parquet({source})")
@@ -464,7 +488,7 @@ def build_tables(stage_dir: Path, inputs: CacheInputs, limits: BuildLimits) -> B
             f"DuckDB needed more than its {limits.memory_limit} memory limit to build the "
             "tables; raise AUTHORGRAPH_MEMORY_LIMIT; the published warehouse is unchanged"
         ) from None
-    return Built(counts, seconds)
+    return Built(counts, seconds, keys)
 
 
 @contextmanager
