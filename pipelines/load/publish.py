@@ -120,8 +120,8 @@ def sql_literal(text: str) -> str:
 
 #: Said in a table's COMMENT when DuckDB does not enforce its keys (see `table_ddl`).
 KEYS_NOT_ENFORCED = (
-    "Keys checked by the validation suites, not enforced by DuckDB in this file (their "
-    "index would not fit the memory limit): "
+    "Keys not enforced by DuckDB in this file (their index would not fit the memory limit; "
+    "which ones validation checks: docs/data-model.md, Keys at scale): "
 )
 
 
