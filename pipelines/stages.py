@@ -112,7 +112,8 @@ _FAILED_ONCE: set[str] = set()
 def fault_point(settings: Settings, name: str) -> None:
     """Testing hook: AUTHORGRAPH_FAULT=<name>=kill dies here as `kill -9` would;
     <name>=sleep:<seconds> pauses here (to start a competing run or reader meanwhile);
-    <name>=fail-once raises an I/O error the first time this process gets here (a retry)."""
+    <name>=wait:<path> pauses here until <path> exists (a gate the test opens; 10 minutes at
+    most); <name>=fail-once raises an I/O error the first time this process gets here."""
     if not settings.fault or not settings.fault.startswith(name + "="):
         return
     action = settings.fault.split("=", 1)[1]
@@ -120,6 +121,10 @@ def fault_point(settings: Settings, name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     elif action.startswith("sleep:"):
         time.sleep(float(action.split(":", 1)[1]))
+    elif action.startswith("wait:"):
+        gate, deadline = Path(action.split(":", 1)[1]), time.monotonic() + 600
+        while not gate.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
     elif action == "fail-once" and name not in _FAILED_ONCE:
         _FAILED_ONCE.add(name)
         raise OSError(errno.EIO, f"injected fault at {name}")

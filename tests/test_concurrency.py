@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
+import psutil
 import pytest
 
 from authorgraph.pipelines.config import Settings
@@ -81,6 +82,14 @@ def wait_for(predicate: Callable[[], object], timeout: float = 120.0) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.1)
+
+
+def has_open(pid: int, path: Path) -> bool:
+    """Process `pid` has `path` open (False once it has ended)."""
+    try:
+        return any(Path(f.path) == path.resolve() for f in psutil.Process(pid).open_files())
+    except psutil.NoSuchProcess:
+        return False
 
 
 def add_page(seeds: Path) -> None:
@@ -152,8 +161,10 @@ def test_kill_9_at_any_point_leaves_the_warehouse_readable_and_recoverable(
 def test_two_runs_at_once_one_waits_or_stops_cleanly(
     seeds_copy: Path, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
-    warehouse = tmp_path / "wh"
-    first = start_run(seeds_copy, warehouse, cli_env, fault="transform:parsing=sleep:30")
+    """The first run holds the lock, paused at a gate (a file) until the test opens it: after
+    a second run has been refused and a third is seen waiting on the lock file."""
+    warehouse, gate = tmp_path / "wh", tmp_path / "gate"
+    first = start_run(seeds_copy, warehouse, cli_env, fault=f"transform:parsing=wait:{gate}")
     lock = warehouse / ".lock"
     wait_for(lambda: lock.exists() and lock.read_text().strip() == str(first.pid))
     code, out, err = run_cli(seeds_copy, warehouse, cli_env)
@@ -161,6 +172,9 @@ def test_two_runs_at_once_one_waits_or_stops_cleanly(
     assert f"another run is publishing to {warehouse}" in err
     assert "Traceback" not in err + out
     waiting = start_run(seeds_copy, warehouse, cli_env, "--wait", "120")
+    wait_for(lambda: has_open(waiting.pid, lock))  # polling for the lock the first one holds
+    assert first.poll() is None and lock.read_text().strip() == str(first.pid)
+    gate.touch()
     assert first.wait(timeout=300) == 0
     out, err = waiting.communicate(timeout=300)
     assert waiting.returncode == 0, err

@@ -159,5 +159,6 @@ def test_sigkill_to_run_leaves_no_prefect_server_or_parse_worker(
         took, alive = wait_gone(found)
     print(f"run: children gone {took:.1f} s after SIGKILL")
     assert alive == [], [p.cmdline() for p in alive]
-    assert "Traceback" not in log.read_text()
+    output = log.read_text()
+    assert "Traceback" not in output, output
     assert lock_is_free(warehouse)
