@@ -61,7 +61,7 @@ class Settings:
     batch_files: int = 500  # files per parse batch (bounds memory)
     memory_limit: str = "512MB"  # DuckDB's limit while building tables; it spills beyond it
     runner: str = "pool"  # pool: a process pool inside the transform task; else parse tasks
-    fault: str | None = None  # testing hook: "<point>=kill" or "<point>=sleep:<seconds>"
+    fault: str | None = None  # testing hook (stages.fault_point): "<point>=<action>"
 
     @property
     def duckdb_path(self) -> Path:
