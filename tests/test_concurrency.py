@@ -165,15 +165,21 @@ def test_two_runs_at_once_one_waits_or_stops_cleanly(
     a second run has been refused and a third is seen waiting on the lock file."""
     warehouse, gate = tmp_path / "wh", tmp_path / "gate"
     first = start_run(seeds_copy, warehouse, cli_env, fault=f"transform:parsing=wait:{gate}")
-    lock = warehouse / ".lock"
-    wait_for(lambda: lock.exists() and lock.read_text().strip() == str(first.pid))
-    code, out, err = run_cli(seeds_copy, warehouse, cli_env)
-    assert code == 4
-    assert f"another run is publishing to {warehouse}" in err
-    assert "Traceback" not in err + out
-    waiting = start_run(seeds_copy, warehouse, cli_env, "--wait", "120")
-    wait_for(lambda: has_open(waiting.pid, lock))  # polling for the lock the first one holds
-    assert first.poll() is None and lock.read_text().strip() == str(first.pid)
+    lock, started = warehouse / ".lock", [first]
+    try:
+        wait_for(lambda: lock.exists() and lock.read_text().strip() == str(first.pid))
+        code, out, err = run_cli(seeds_copy, warehouse, cli_env)
+        assert code == 4
+        assert f"another run is publishing to {warehouse}" in err
+        assert "Traceback" not in err + out
+        waiting = start_run(seeds_copy, warehouse, cli_env, "--wait", "120")
+        started.append(waiting)
+        wait_for(lambda: has_open(waiting.pid, lock))  # polling for the lock the first holds
+        assert first.poll() is None and lock.read_text().strip() == str(first.pid)
+    except BaseException:  # a failed check: no run stays paused at the gate or waiting
+        for process in started:
+            process.kill()
+        raise
     gate.touch()
     assert first.wait(timeout=300) == 0
     out, err = waiting.communicate(timeout=300)
