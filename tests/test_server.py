@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psutil
 
+from tests.test_concurrency import counts, start_run, wait_for
 from tests.test_exit_codes import authorgraph
 
 
@@ -21,6 +22,9 @@ def flow_runs(api_url: str) -> int:
 
 
 def test_kept_server_is_used_by_run_and_stopped(seeds_copy: Path, tmp_path: Path) -> None:
+    """A run uses the kept server; a second run, paused at a gate (a file that never comes),
+    stops with one line and exit 7 when `server stop` ends that server under it, and the
+    warehouse keeps the first run's version."""
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("AUTHORGRAPH_", "PREFECT_API_URL"))
     }
@@ -31,17 +35,33 @@ def test_kept_server_is_used_by_run_and_stopped(seeds_copy: Path, tmp_path: Path
     assert started.returncode == 0, started.stderr
     state = json.loads((tmp_path / "server" / "server.json").read_text())
     server = psutil.Process(state["pid"])
+    warehouse = tmp_path / "wh"
+    paused = None
     try:
         status = authorgraph("server", "status", env=env)
         assert status.stdout.strip() == f"running at {state['url']}"
         before = flow_runs(state["url"])
-        args = ("run", "--seeds", str(seeds_copy), "--warehouse", str(tmp_path / "wh"))
+        args = ("run", "--seeds", str(seeds_copy), "--warehouse", str(warehouse))
         result = authorgraph(*args, env=env)
         assert result.returncode == 0, result.stderr
         assert flow_runs(state["url"]) == before + 1  # the run was recorded by the kept server
         assert server.is_running()  # and the server outlived the run
+        (seeds_copy / "000_38a999d25114c30e.txt").unlink()  # what the paused run would publish
+        gate = f"transform:parsing=wait:{tmp_path / 'never'}"
+        paused = start_run(seeds_copy, warehouse, env, fault=gate)
+        lock = warehouse / ".lock"
+        wait_for(lambda: lock.exists() and lock.read_text().strip() == str(paused.pid))
     finally:
         stopped = authorgraph("server", "stop", env=env)
+        if paused is not None and paused.poll() is None and stopped.returncode != 0:
+            paused.kill()
     assert stopped.returncode == 0 and stopped.stdout.strip() == "stopped"
     server.wait(timeout=60)
     assert authorgraph("server", "status", env=env).stdout.strip() == "not running"
+    _, stderr = paused.communicate(timeout=120)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert paused.returncode == 7, stderr
+    assert len(lines) == 1, stderr  # no traceback from Prefect's client
+    assert lines[0].startswith(f"authorgraph: the Prefect server at {state['url']}"), stderr
+    assert "run stopped and the warehouse keeps its last complete version" in lines[0]
+    assert counts(warehouse) == (5, 25, 33)  # the first run's version, still readable

@@ -3,13 +3,17 @@
 Exit codes: 0 done, 1 validation failed (nothing published), 2 usage or input error,
 3 `--strict` and some files were rejected, 4 another run holds the warehouse,
 5 the warehouse can't be used (a file, read-only, a lock not ours, damaged files),
-6 the disk filled up while staging (nothing published), 130/143 stopped by SIGINT/SIGTERM.
+6 the disk filled up while staging (nothing published), 7 the kept Prefect server stopped during
+the command, 130/143 stopped by SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -23,7 +27,10 @@ if TYPE_CHECKING:
     import polars as pl
 
 EXIT_VALIDATION, EXIT_USAGE, EXIT_STRICT, EXIT_BUSY = 1, 2, 3, 4
-EXIT_WAREHOUSE, EXIT_NO_SPACE = 5, 6
+EXIT_WAREHOUSE, EXIT_NO_SPACE, EXIT_SERVER_GONE = 5, 6, 7
+# Seconds a command whose kept server ended has to wind down (its own clean-up runs at once;
+# what is left is Prefect's client retrying a server that is gone) before it exits anyway.
+SERVER_GONE_GRACE = 5.0
 
 app = typer.Typer(
     name="authorgraph",
@@ -116,12 +123,17 @@ def run(
         runner=runner or ("dask" if dask_address else None),
     )
     preflight(settings)
-    use_kept_server()
+    server_gone = stop_if_kept_server_ends(use_kept_server(), "run")
     quiet_libraries()
     from authorgraph.pipelines.ops.children import validator_ahead
 
-    with validator_ahead():  # GX imports in a child while Prefect starts (ops/children.py)
-        _run_flow(settings, dask_address)
+    try:
+        with validator_ahead():  # GX imports in a child while Prefect starts (ops/children.py)
+            _run_flow(settings, dask_address)
+    except BaseException:
+        if server_gone.is_set():  # its line is printed; the failure is the server's end
+            raise typer.Exit(EXIT_SERVER_GONE) from None
+        raise
 
 
 def _run_flow(settings: Settings, dask_address: str | None) -> None:
@@ -250,7 +262,7 @@ def serve(
     settings = settings_or_exit(seeds=seeds, warehouse=warehouse)
     if not settings.seeds.is_dir():
         raise fail(f"seeds folder not found: {settings.seeds}", EXIT_USAGE)
-    use_kept_server()
+    server_gone = stop_if_kept_server_ends(use_kept_server(), "serve")
     quiet_libraries()
     from authorgraph.pipelines.ops.serve import ServerError, serve_forever
 
@@ -265,6 +277,10 @@ def serve(
         )
     except ServerError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
+    except BaseException:
+        if server_gone.is_set():
+            raise typer.Exit(EXIT_SERVER_GONE) from None
+        raise
 
 
 @app.command()
@@ -413,15 +429,50 @@ def report(
     out.print(f"report: {path}", markup=False)
 
 
-def use_kept_server() -> None:
+def use_kept_server() -> tuple[str, int] | None:
     """Point Prefect at the server `authorgraph server start` keeps, when it is up and no
-    PREFECT_API_URL is set: then no temporary server is started and stopped for this run."""
-    from authorgraph.pipelines.ops.server import running_server
+    PREFECT_API_URL is set: then no temporary server is started and stopped for this run.
+    Returns the server's URL and pid when it is used."""
+    from authorgraph.pipelines.ops.server import kept_server
 
-    if "PREFECT_API_URL" not in os.environ:
-        url = running_server()
-        if url is not None:
-            os.environ["PREFECT_API_URL"] = url
+    if "PREFECT_API_URL" in os.environ:
+        return None
+    kept = kept_server()
+    if kept is not None:
+        os.environ["PREFECT_API_URL"] = kept[0]
+    return kept
+
+
+def stop_if_kept_server_ends(kept: tuple[str, int] | None, command: str) -> threading.Event:
+    """When the kept server this command uses ends, print one line, silence the tracebacks
+    of Prefect's client that would follow, interrupt the command like Ctrl-C (its clean-up
+    runs; nothing half-written is published) and exit 7 after `SERVER_GONE_GRACE` seconds
+    at most. The returned event is set once that has begun."""
+    from authorgraph.pipelines.ops.server import watch_process
+
+    gone = threading.Event()
+    if kept is None:
+        return gone
+    url, pid = kept
+
+    def on_gone() -> None:
+        gone.set()
+        err.print(
+            f"authorgraph: the Prefect server at {url} (pid {pid}) stopped; {command} stopped "
+            "and the warehouse keeps its last complete version (`authorgraph server start` "
+            "starts it again; without it, a run starts a temporary server)",
+            markup=False,
+        )
+        sys.stderr.flush()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(SERVER_GONE_GRACE)
+        os._exit(EXIT_SERVER_GONE)
+
+    watch_process(pid, on_gone)
+    return gone
 
 
 server_app = typer.Typer(

@@ -6,6 +6,10 @@ stops it again (3-4 s). `authorgraph server start` starts `prefect server start`
 its own session, with its own PREFECT_HOME, and records its address in
 `$AUTHORGRAPH_SERVER_DIR/server.json` (default `~/.local/state/authorgraph/prefect-server`);
 `run` and `serve` use it while it answers its health check, and `server stop` ends it.
+
+A run that uses the kept server watches its process (`watch_process`): when the server ends
+during the run (`server stop`, a crash, the OOM killer), Prefect's client would retry every call
+for about a minute and print a traceback per call; the run stops at once instead, with one line.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -29,6 +34,7 @@ SERVER_DIR_ENV = "AUTHORGRAPH_SERVER_DIR"
 STATE_FILE = "server.json"
 START_TIMEOUT = 180.0
 STOP_GRACE = 3.0
+WATCH_POLL = 0.5  # seconds between checks of a watched server's process
 
 
 class ServerError(RuntimeError):
@@ -127,6 +133,12 @@ def _state() -> dict[str, Any] | None:  # parsed JSON: values of any type
 
 def running_server() -> str | None:
     """The kept server's API URL if it is up and healthy, else None (fast when it is down)."""
+    kept = kept_server()
+    return None if kept is None else kept[0]
+
+
+def kept_server() -> tuple[str, int] | None:
+    """The kept server's API URL and pid if it is up and healthy, else None."""
     state = _state()
     if state is None:
         return None
@@ -135,7 +147,34 @@ def running_server() -> str | None:
         os.kill(pid, 0)
     except (ProcessLookupError, PermissionError, OverflowError):
         return None
-    return url if healthy(url, timeout=1.0) else None
+    return (url, pid) if healthy(url, timeout=1.0) else None
+
+
+def watch_process(pid: int, on_gone: Callable[[], None], poll: float = WATCH_POLL) -> None:
+    """Call `on_gone` once, from a daemon thread, when process `pid` has ended (a zombie
+    counts as ended; the pid is tied to its start time, so a reused pid is not mistaken for
+    it). A process that is already gone, or not ours to see, is not watched."""
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+    except psutil.Error:
+        return
+
+    def ended() -> bool:
+        try:
+            return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+        except psutil.Error:
+            return False
+
+    def loop() -> None:
+        while not ended():
+            time.sleep(poll)
+        on_gone()
+
+    threading.Thread(target=loop, name="authorgraph-server-watch", daemon=True).start()
 
 
 def start_server(echo: Callable[[str], None]) -> str:
