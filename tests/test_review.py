@@ -19,7 +19,11 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from authorgraph.pipelines.transform import review as review_build
-from authorgraph.pipelines.transform.review import build_reviews, text_overlaps
+from authorgraph.pipelines.transform.review import (
+    BIG_PAPER_AUTHORS,
+    build_reviews,
+    text_overlaps,
+)
 from authorgraph.transforms.review import (
     author_review,
     fold_name,
@@ -79,15 +83,22 @@ def digests(folder: Path) -> dict[str, str]:
 
 
 def build(
-    folder: Path, papers: pl.DataFrame, authors: pl.DataFrame, authorship: pl.DataFrame
+    folder: Path,
+    papers: pl.DataFrame,
+    authors: pl.DataFrame,
+    authorship: pl.DataFrame,
+    big_paper: int = BIG_PAPER_AUTHORS,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Write the core tables, run the out-of-core build, check inputs unchanged, read queues."""
+    """Write the core tables, run the out-of-core build, check inputs unchanged, read queues.
+    `big_paper`: papers with more authors take the shared co-authors' big-paper path."""
     folder.mkdir(parents=True, exist_ok=True)
     papers.write_parquet(folder / "papers.parquet")
     authors.write_parquet(folder / "authors.parquet")
     authorship.write_parquet(folder / "authorship.parquet")
     before = digests(folder)
-    counts = build_reviews(folder, folder / "work", memory_limit="256MB", threads=1)
+    counts = build_reviews(
+        folder, folder / "work", memory_limit="256MB", threads=1, big_paper=big_paper
+    )
     inputs = {k: v for k, v in digests(folder).items() if k in before}
     assert inputs == before, "the review build changed its input tables"
     queues = []
@@ -384,13 +395,16 @@ def test_author_review_rules() -> None:
     assert_frame_equal(got, expected)
 
 
-def test_build_reviews_literal(tmp_path: Path) -> None:
-    """The out-of-core build lists exactly the literal pairs, inputs untouched."""
+@pytest.mark.parametrize("big_paper", [1, BIG_PAPER_AUTHORS])
+def test_build_reviews_literal(tmp_path: Path, big_paper: int) -> None:
+    """The out-of-core build lists exactly the literal pairs, inputs untouched; the shared
+    co-authors are the same when every paper of two or more authors counts as big."""
     papers, authors = build(
         tmp_path,
         papers_frame(LITERAL_PAPERS),
         authors_frame(LITERAL_AUTHORS),
         authorship_frame(LITERAL_AUTHORSHIP),
+        big_paper,
     )
     assert_frame_equal(
         papers, pl.DataFrame(EXPECTED_PAPERS, schema=PAPER_REVIEW.polars_schema, orient="row")
@@ -451,13 +465,14 @@ def corpora(draw: st.DrawFn) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
 
 
 @settings(max_examples=25, deadline=None, derandomize=True)
-@given(corpora())
+@given(corpora(), st.sampled_from([0, 1, 2, 3, BIG_PAPER_AUTHORS]))
 def test_build_reviews_matches_reference(
-    corpus: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame],
+    corpus: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame], big_paper: int
 ) -> None:
+    """Equal to the reference, whichever papers count as big for the shared co-authors."""
     papers, authors, authorship = corpus
     with tempfile.TemporaryDirectory() as folder:
-        got_papers, got_authors = build(Path(folder), papers, authors, authorship)
+        got_papers, got_authors = build(Path(folder), papers, authors, authorship, big_paper)
     expected = paper_review(papers)
     # Every listed pair is in the reference with the same reason and score ...
     key = ["paper_id_a", "paper_id_b"]

@@ -94,6 +94,9 @@ BATCH_ROWS = 16_384
 #: Characters of abstracts whose 3-grams are encoded at once while scoring (the codes and their
 #: temporaries take about 25 bytes per character: about 100 MB).
 SCORE_CHARS = 4_000_000
+#: Papers with more authors than this are not expanded into co-author pairs when counting
+#: shared co-authors (`_shared_coauthors_sql`); the count stays exact.
+BIG_PAPER_AUTHORS = 1_000
 #: Distinct words up to which a 3-gram's code (x * V + y) * V + z fits in 63 bits.
 CUBE_WORDS = (1 << 21) - 1
 
@@ -531,33 +534,139 @@ def _author_pairs_sql(names: str) -> str:
     """
 
 
-def _shared_coauthors_sql(authorship: str) -> str:
+def _shared_coauthors_sql(authorship: str, big_paper: int = BIG_PAPER_AUTHORS) -> str:
+    """Each flagged pair with the number of other authors who share a paper with both.
+
+    Listing every author's co-authors costs k(k-1) rows for a paper of k authors: 5.7e9 rows
+    at 2M benchmark pages, from a few papers listed on tens of thousands of pages. So papers of
+    more than `big_paper` authors are never expanded; the count stays exact:
+    - S(x): x's co-authors through small papers (listed, as before); B(x): x's big papers;
+    - c is a co-author of a when c is in S(a) or B(c) meets B(a);
+    - a pair where neither author has a big paper counts S(a) and S(b)'s common members;
+    - otherwise, the authors in S(a) or S(b) are checked one by one (B(c) against B(a) and
+      B(b)), except those on a big paper of each, which are all counted at once: the authors
+      whose B(c) meets both B(a) and B(b), from the distinct big-paper sets and how many
+      authors have each set (a and b themselves included there when B(a) meets B(b)).
+    """
     return f"""
         WITH flagged AS (
             SELECT author_id_a AS author_id FROM author_pairs
             UNION SELECT author_id_b FROM author_pairs
         ),
         links AS (SELECT author_id, paper_id FROM read_parquet({authorship})),
+        -- Only the flagged authors' papers are sized: another paper's authors never meet a
+        -- flagged author's big paper. (Each step materialized in turn: DuckDB does not push a
+        -- filter into a materialized CTE's scan.)
+        flagged_links AS MATERIALIZED (
+            SELECT author_id, paper_id FROM links
+            WHERE author_id IN (SELECT author_id FROM flagged)
+        ),
+        big_papers AS MATERIALIZED (
+            SELECT paper_id FROM links
+            WHERE paper_id IN (SELECT paper_id FROM flagged_links)
+            GROUP BY paper_id HAVING count(*) > {big_paper}
+        ),
+        big_of AS MATERIALIZED (
+            SELECT author_id, list(paper_id ORDER BY paper_id) AS papers
+            FROM links WHERE paper_id IN (SELECT paper_id FROM big_papers)
+            GROUP BY author_id
+        ),
         coauthors AS MATERIALIZED (
             SELECT DISTINCT x.author_id, y.author_id AS other
-            FROM links AS x JOIN links AS y
-              ON x.paper_id = y.paper_id AND x.author_id <> y.author_id
-            WHERE x.author_id IN (SELECT author_id FROM flagged)
+            FROM (SELECT * FROM flagged_links ANTI JOIN big_papers USING (paper_id)) AS x
+            JOIN links AS y ON x.paper_id = y.paper_id AND x.author_id <> y.author_id
         ),
-        -- Each pair's first author's co-authors, then those the second one shares. Left to
-        -- itself DuckDB joined co-authors on co-authors first: 681M rows and 33 s at 200k
-        -- pages, against 3 s this way.
+        pairs AS MATERIALIZED (
+            SELECT p.author_id_a, p.author_id_b, ba.papers AS big_a, bb.papers AS big_b
+            FROM author_pairs AS p
+            LEFT JOIN big_of AS ba ON ba.author_id = p.author_id_a
+            LEFT JOIN big_of AS bb ON bb.author_id = p.author_id_b
+        ),
+        -- Neither has a big paper: each pair's first author's co-authors, then those the
+        -- second one shares. Left to itself DuckDB joined co-authors on co-authors first:
+        -- 681M rows and 33 s at 200k pages, against 3 s this way.
         of_a AS MATERIALIZED (
             SELECT p.author_id_a, p.author_id_b, ca.other
-            FROM author_pairs AS p JOIN coauthors AS ca ON ca.author_id = p.author_id_a
-            WHERE ca.other <> p.author_id_b
+            FROM pairs AS p JOIN coauthors AS ca ON ca.author_id = p.author_id_a
+            WHERE p.big_a IS NULL AND p.big_b IS NULL AND ca.other <> p.author_id_b
         ),
-        shared AS (
+        plain AS (
             SELECT a.author_id_a, a.author_id_b, count(*) AS shared_coauthors
             FROM of_a AS a SEMI JOIN coauthors AS cb
               ON cb.author_id = a.author_id_b AND cb.other = a.other
             GROUP BY ALL
         ),
+        -- Either has a big paper: S(a) and S(b), each author once, with the sides it is on.
+        near AS (
+            SELECT author_id_a, author_id_b, other, bool_or(side_a) AS in_a,
+                   bool_or(NOT side_a) AS in_b
+            FROM (
+                SELECT p.author_id_a, p.author_id_b, c.other, true AS side_a
+                FROM pairs AS p JOIN coauthors AS c ON c.author_id = p.author_id_a
+                WHERE p.big_a IS NOT NULL OR p.big_b IS NOT NULL
+                UNION ALL
+                SELECT p.author_id_a, p.author_id_b, c.other, false AS side_a
+                FROM pairs AS p JOIN coauthors AS c ON c.author_id = p.author_id_b
+                WHERE p.big_a IS NOT NULL OR p.big_b IS NOT NULL
+            )
+            WHERE other <> author_id_a AND other <> author_id_b
+            GROUP BY ALL
+        ),
+        near_counted AS (
+            SELECT author_id_a, author_id_b,
+                   count(*) FILTER ((in_a OR big_ca) AND (in_b OR big_cb)
+                                    AND NOT (big_ca AND big_cb)) AS shared
+            FROM (
+                SELECT n.author_id_a, n.author_id_b, n.in_a, n.in_b,
+                       coalesce(list_has_any(bc.papers, p.big_a), false) AS big_ca,
+                       coalesce(list_has_any(bc.papers, p.big_b), false) AS big_cb
+                FROM near AS n
+                JOIN pairs AS p USING (author_id_a, author_id_b)
+                LEFT JOIN big_of AS bc ON bc.author_id = n.other
+            )
+            GROUP BY ALL
+        ),
+        -- Authors on a big paper of each: counted per distinct (B(a), B(b)) from the distinct
+        -- big-paper sets (a few thousand at 2M pages, not the hundreds of thousands of authors).
+        sets AS MATERIALIZED (
+            SELECT row_number() OVER () AS set_id, papers, count
+            FROM (SELECT papers, count(*) AS count FROM big_of GROUP BY papers)
+        ),
+        set_papers AS (SELECT set_id, unnest(papers) AS paper_id FROM sets),
+        combos AS MATERIALIZED (
+            SELECT row_number() OVER () AS combo_id, big_a, big_b
+            FROM (SELECT DISTINCT big_a, big_b FROM pairs
+                  WHERE big_a IS NOT NULL AND big_b IS NOT NULL)
+        ),
+        hits_a AS (
+            SELECT DISTINCT c.combo_id, sp.set_id
+            FROM (SELECT combo_id, unnest(big_a) AS paper_id FROM combos) AS c
+            JOIN set_papers AS sp USING (paper_id)
+        ),
+        hits_b AS (
+            SELECT DISTINCT c.combo_id, sp.set_id
+            FROM (SELECT combo_id, unnest(big_b) AS paper_id FROM combos) AS c
+            JOIN set_papers AS sp USING (paper_id)
+        ),
+        on_both AS (
+            SELECT c.big_a, c.big_b, sum(s.count)::BIGINT AS shared
+            FROM hits_a AS h SEMI JOIN hits_b AS hb USING (combo_id, set_id)
+            JOIN sets AS s USING (set_id)
+            JOIN combos AS c USING (combo_id)
+            GROUP BY ALL
+        ),
+        with_big AS (
+            SELECT p.author_id_a, p.author_id_b,
+                   coalesce(n.shared, 0) + coalesce(o.shared, 0)
+                   - CASE WHEN list_has_any(p.big_a, p.big_b) THEN 2 ELSE 0 END
+                   AS shared_coauthors
+            FROM pairs AS p
+            LEFT JOIN near_counted AS n USING (author_id_a, author_id_b)
+            LEFT JOIN on_both AS o
+              ON o.big_a = p.big_a AND o.big_b = p.big_b
+            WHERE p.big_a IS NOT NULL OR p.big_b IS NOT NULL
+        ),
+        shared AS (SELECT * FROM plain UNION ALL SELECT * FROM with_big),
         final AS (
             SELECT p.author_id_a, p.author_id_b, p.reason,
                    coalesce(s.shared_coauthors, 0) AS shared_coauthors
@@ -596,10 +705,15 @@ def _connection(
 
 
 def build_reviews(
-    parquet_dir: Path, work_dir: Path, memory_limit: str = "512MB", threads: int = 2
+    parquet_dir: Path,
+    work_dir: Path,
+    memory_limit: str = "512MB",
+    threads: int = 2,
+    big_paper: int = BIG_PAPER_AUTHORS,
 ) -> dict[str, int]:
     """Write `paper_review.parquet` and `author_review.parquet` into `parquet_dir` from its
-    papers, authors and authorship (left unchanged); returns the queues' row counts."""
+    papers, authors and authorship (left unchanged); returns the queues' row counts.
+    `big_paper`: see `_shared_coauthors_sql` (tests lower it to take the big papers' path)."""
     work = make_dir(work_dir)
     papers, authors = parquet_dir / "papers.parquet", parquet_dir / "authors.parquet"
     write_title_keys(papers, work / "title_keys.parquet")
@@ -644,7 +758,7 @@ def build_reviews(
             con.execute(f"CREATE TEMP TABLE author_pairs AS {pairs}")
             counts[AUTHOR_REVIEW.name] = _write_sorted(
                 con,
-                _shared_coauthors_sql(lit(parquet_dir / "authorship.parquet")),
+                _shared_coauthors_sql(lit(parquet_dir / "authorship.parquet"), big_paper),
                 AUTHOR_REVIEW,
                 parquet_dir / f"{AUTHOR_REVIEW.name}.parquet",
             )
