@@ -626,34 +626,66 @@ def _shared_coauthors_sql(authorship: str, big_paper: int = BIG_PAPER_AUTHORS) -
             )
             GROUP BY ALL
         ),
-        -- Authors on a big paper of each: counted per distinct (B(a), B(b)) from the distinct
-        -- big-paper sets (a few thousand at 2M pages, not the hundreds of thousands of authors).
+        -- Authors on a big paper of each, per distinct (B(a), B(b)), as |U(A)| + |U(B)| -
+        -- |U(A + B)|, where |U(S)| (the authors on any paper of S) is the sum of S's papers'
+        -- authors less, for each author on two or more of them, the times too many it was
+        -- counted. Authors are grouped by their exact set of big papers ("sets": a few
+        -- thousand at 2M pages), and only sets that share two papers with S are looked at.
         sets AS MATERIALIZED (
             SELECT row_number() OVER () AS set_id, papers, count
             FROM (SELECT papers, count(*) AS count FROM big_of GROUP BY papers)
         ),
-        set_papers AS (SELECT set_id, unnest(papers) AS paper_id FROM sets),
+        set_papers AS MATERIALIZED (SELECT set_id, unnest(papers) AS paper_id FROM sets),
+        paper_authors AS MATERIALIZED (
+            SELECT sp.paper_id, sum(s.count)::BIGINT AS authors
+            FROM set_papers AS sp JOIN sets AS s USING (set_id) GROUP BY ALL
+        ),
+        set_twos AS MATERIALIZED (
+            SELECT x.set_id, x.paper_id AS p, y.paper_id AS q
+            FROM set_papers AS x
+            JOIN set_papers AS y ON x.set_id = y.set_id AND x.paper_id < y.paper_id
+        ),
         combos AS MATERIALIZED (
-            SELECT row_number() OVER () AS combo_id, big_a, big_b
-            FROM (SELECT DISTINCT big_a, big_b FROM pairs
-                  WHERE big_a IS NOT NULL AND big_b IS NOT NULL)
+            SELECT DISTINCT big_a, big_b,
+                   list_sort(list_distinct(list_concat(big_a, big_b))) AS big_ab
+            FROM pairs WHERE big_a IS NOT NULL AND big_b IS NOT NULL
         ),
-        hits_a AS (
-            SELECT DISTINCT c.combo_id, sp.set_id
-            FROM (SELECT combo_id, unnest(big_a) AS paper_id FROM combos) AS c
-            JOIN set_papers AS sp USING (paper_id)
+        needed AS MATERIALIZED (
+            SELECT row_number() OVER () AS need_id, papers
+            FROM (SELECT big_a AS papers FROM combos UNION SELECT big_b FROM combos
+                  UNION SELECT big_ab FROM combos)
         ),
-        hits_b AS (
-            SELECT DISTINCT c.combo_id, sp.set_id
-            FROM (SELECT combo_id, unnest(big_b) AS paper_id FROM combos) AS c
-            JOIN set_papers AS sp USING (paper_id)
+        need_papers AS MATERIALIZED (SELECT need_id, unnest(papers) AS paper_id FROM needed),
+        -- (each two papers of a needed set first: joined the other way round, DuckDB made
+        -- 460M rows at 2M pages)
+        need_twos AS MATERIALIZED (
+            SELECT x.need_id, x.paper_id AS p, y.paper_id AS q
+            FROM need_papers AS x
+            JOIN need_papers AS y ON x.need_id = y.need_id AND x.paper_id < y.paper_id
+        ),
+        repeats AS (
+            SELECT DISTINCT n.need_id, t.set_id FROM need_twos AS n JOIN set_twos AS t USING (p, q)
+        ),
+        overcount AS (
+            SELECT r.need_id,
+                   sum(s.count * (len(list_intersect(s.papers, n.papers)) - 1))::BIGINT AS extra
+            FROM repeats AS r JOIN sets AS s USING (set_id) JOIN needed AS n USING (need_id)
+            GROUP BY ALL
+        ),
+        union_sizes AS MATERIALIZED (
+            SELECT n.papers, u.authors - coalesce(o.extra, 0) AS authors
+            FROM (SELECT np.need_id, sum(pa.authors)::BIGINT AS authors
+                  FROM need_papers AS np JOIN paper_authors AS pa USING (paper_id)
+                  GROUP BY ALL) AS u
+            JOIN needed AS n USING (need_id)
+            LEFT JOIN overcount AS o USING (need_id)
         ),
         on_both AS (
-            SELECT c.big_a, c.big_b, sum(s.count)::BIGINT AS shared
-            FROM hits_a AS h SEMI JOIN hits_b AS hb USING (combo_id, set_id)
-            JOIN sets AS s USING (set_id)
-            JOIN combos AS c USING (combo_id)
-            GROUP BY ALL
+            SELECT c.big_a, c.big_b, ua.authors + ub.authors - uab.authors AS shared
+            FROM combos AS c
+            JOIN union_sizes AS ua ON ua.papers = c.big_a
+            JOIN union_sizes AS ub ON ub.papers = c.big_b
+            JOIN union_sizes AS uab ON uab.papers = c.big_ab
         ),
         with_big AS (
             SELECT p.author_id_a, p.author_id_b,
