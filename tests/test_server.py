@@ -65,3 +65,34 @@ def test_kept_server_is_used_by_run_and_stopped(seeds_copy: Path, tmp_path: Path
     assert lines[0].startswith(f"authorgraph: the Prefect server at {state['url']}"), stderr
     assert "run stopped and the warehouse keeps its last complete version" in lines[0]
     assert counts(warehouse) == (5, 25, 33)  # the first run's version, still readable
+
+
+def test_watch_process_calls_back_once_its_process_has_ended() -> None:
+    """A killed process is seen as ended even before it is reaped (a zombie: what a server
+    whose parent never waits for it becomes); a process that is already gone is not watched."""
+    import signal
+    import subprocess
+    import threading
+
+    from authorgraph.pipelines.ops.server import watch_process
+
+    child = subprocess.Popen(["sleep", "300"])
+    seen = threading.Event()
+    calls: list[int] = []
+
+    def on_gone() -> None:
+        calls.append(child.pid)
+        seen.set()
+
+    try:
+        watch_process(child.pid, on_gone, poll=0.01)
+        assert not seen.wait(0.2)  # alive: no call
+        os.kill(child.pid, signal.SIGKILL)  # not reaped yet: a zombie
+        assert seen.wait(30), "the watcher never saw the process end"
+        assert psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE
+    finally:
+        child.kill()
+        child.wait()
+    gone = threading.Event()
+    watch_process(child.pid, gone.set, poll=0.01)  # reaped: nothing to watch
+    assert calls == [child.pid] and not gone.wait(0.2)
