@@ -9,11 +9,13 @@ the command, 130/143 stopped by SIGINT/SIGTERM.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -123,17 +125,12 @@ def run(
         runner=runner or ("dask" if dask_address else None),
     )
     preflight(settings)
-    server_gone = stop_if_kept_server_ends(use_kept_server(), "run")
+    kept = use_kept_server()
     quiet_libraries()
     from authorgraph.pipelines.ops.children import validator_ahead
 
-    try:
-        with validator_ahead():  # GX imports in a child while Prefect starts (ops/children.py)
-            _run_flow(settings, dask_address)
-    except BaseException:
-        if server_gone.is_set():  # its line is printed; the failure is the server's end
-            raise typer.Exit(EXIT_SERVER_GONE) from None
-        raise
+    with stops_if_kept_server_ends(kept, "run"), validator_ahead():
+        _run_flow(settings, dask_address)  # (GX imports in a child while Prefect starts)
 
 
 def _run_flow(settings: Settings, dask_address: str | None) -> None:
@@ -262,25 +259,22 @@ def serve(
     settings = settings_or_exit(seeds=seeds, warehouse=warehouse)
     if not settings.seeds.is_dir():
         raise fail(f"seeds folder not found: {settings.seeds}", EXIT_USAGE)
-    server_gone = stop_if_kept_server_ends(use_kept_server(), "serve")
+    kept = use_kept_server()
     quiet_libraries()
     from authorgraph.pipelines.ops.serve import ServerError, serve_forever
 
     try:
-        serve_forever(
-            settings.seeds,
-            settings.warehouse,
-            wait,
-            None if interval is not None else (cron or "0 * * * *"),
-            interval,
-            lambda line: out.print(line, markup=False),
-        )
+        with stops_if_kept_server_ends(kept, "serve"):
+            serve_forever(
+                settings.seeds,
+                settings.warehouse,
+                wait,
+                None if interval is not None else (cron or "0 * * * *"),
+                interval,
+                lambda line: out.print(line, markup=False),
+            )
     except ServerError as exc:
         raise fail(str(exc), EXIT_USAGE) from None
-    except BaseException:
-        if server_gone.is_set():
-            raise typer.Exit(EXIT_SERVER_GONE) from None
-        raise
 
 
 @app.command()
@@ -443,19 +437,19 @@ def use_kept_server() -> tuple[str, int] | None:
     return kept
 
 
-def stop_if_kept_server_ends(kept: tuple[str, int] | None, command: str) -> threading.Event:
-    """When the kept server this command uses ends, print one line, silence the tracebacks
-    of Prefect's client that would follow, interrupt the command like Ctrl-C (its clean-up
-    runs; nothing half-written is published) and exit 7 after `SERVER_GONE_GRACE` seconds
-    at most. The returned event is set once that has begun."""
+@contextlib.contextmanager
+def stops_if_kept_server_ends(kept: tuple[str, int] | None, command: str) -> Iterator[None]:
+    """While inside, when the kept server this command uses ends: print one line, silence the
+    tracebacks of Prefect's client that would follow, interrupt the command like Ctrl-C (its
+    clean-up runs; nothing half-written is published) and exit 7, after `SERVER_GONE_GRACE`
+    seconds at most. A server that ends after the block (the command's own exit) is ignored."""
     from authorgraph.pipelines.ops.server import watch_process
 
-    gone = threading.Event()
-    if kept is None:
-        return gone
-    url, pid = kept
+    gone, done = threading.Event(), threading.Event()
 
     def on_gone() -> None:
+        if done.is_set():
+            return
         gone.set()
         err.print(
             f"authorgraph: the Prefect server at {url} (pid {pid}) stopped; {command} stopped "
@@ -471,8 +465,17 @@ def stop_if_kept_server_ends(kept: tuple[str, int] | None, command: str) -> thre
         time.sleep(SERVER_GONE_GRACE)
         os._exit(EXIT_SERVER_GONE)
 
-    watch_process(pid, on_gone)
-    return gone
+    if kept is not None:
+        url, pid = kept
+        watch_process(pid, on_gone)
+    try:
+        yield
+    except BaseException:
+        if gone.is_set():  # its line is printed; the failure is the server's end
+            raise typer.Exit(EXIT_SERVER_GONE) from None
+        raise
+    finally:
+        done.set()
 
 
 server_app = typer.Typer(
