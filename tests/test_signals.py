@@ -162,3 +162,33 @@ def test_sigkill_to_run_leaves_no_prefect_server_or_parse_worker(
     output = log.read_text()
     assert "Traceback" not in output, output
     assert lock_is_free(warehouse)
+
+
+LEAVE_SCRIPT = """
+import atexit, pathlib, sys, threading, time
+from authorgraph.pipelines.ops.lifecycle import leave
+out = pathlib.Path(sys.argv[1])
+def late():  # still working when leave() starts: it must be joined, not cut off
+    time.sleep(0.3)
+    (out / "thread").write_text("joined")
+threading.Thread(target=late).start()
+atexit.register(lambda: (out / "hook").write_text((out / "thread").read_text()))
+sys.stdout.write("buffered, not yet flushed")
+leave(eval(sys.argv[2]))
+"""
+
+
+@pytest.mark.parametrize(("code", "returncode"), [("3", 3), ("None", 0), ("'a message'", 1)])
+def test_leave_joins_threads_runs_exit_hooks_and_flushes_before_it_exits(
+    tmp_path: Path, code: str, returncode: int
+) -> None:
+    """`leave` (the CLI's exit, without the interpreter's teardown) skips nothing a normal exit
+    would do that anyone can see: threads, atexit hooks (after the threads), buffered output."""
+    done = subprocess.run(
+        [sys.executable, "-c", LEAVE_SCRIPT, str(tmp_path), code],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == returncode, done.stderr
+    assert done.stdout == "buffered, not yet flushed"
+    assert (tmp_path / "hook").read_text() == "joined"
+    assert done.stderr == ("a message\n" if returncode == 1 else "")
