@@ -164,6 +164,32 @@ def test_sigkill_to_run_leaves_no_prefect_server_or_parse_worker(
     assert lock_is_free(warehouse)
 
 
+def test_a_run_whose_temporary_prefect_server_dies_stops_at_once_with_one_line(
+    seeds_copy: Path, tmp_path: Path, prefect_home: Path
+) -> None:
+    """Prefect's temporary server killed under a run (as the OOM killer would): the run does not
+    wait out Prefect's retries (2 minutes and 135 lines of tracebacks before the watch) but
+    stops with exit 7 and one line, leaves nothing running, and publishes nothing."""
+    warehouse, log = tmp_path / "wh", tmp_path / "run.log"
+    run = start_run(seeds_copy, warehouse, prefect_home, log)
+    found = {run.pid: psutil.Process(run.pid)}
+    with killed_at_end(found):
+        record_descendants(
+            run, log, found, lambda found: lock_holder(warehouse) == run.pid and has_server(found)
+        )
+        server = next(p for p in found.values() if "uvicorn" in " ".join(p.cmdline()))
+        server.kill()
+        assert run.wait(timeout=GONE_TIMEOUT) == 7, log.read_text()
+        _, alive = wait_gone(found)
+    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("authorgraph: Prefect's temporary server at http://127.0.0.1:")
+    assert f"(pid {server.pid}) stopped; run stopped" in lines[0]
+    assert alive == [], [p.cmdline() for p in alive]
+    assert lock_is_free(warehouse)
+    assert not (warehouse / "authorgraph.duckdb").exists()
+
+
 LEAVE_SCRIPT = """
 import atexit, pathlib, sys, threading, time
 from authorgraph.pipelines.ops.lifecycle import leave

@@ -3,8 +3,8 @@
 Exit codes: 0 done, 1 validation failed (nothing published), 2 usage or input error,
 3 `--strict` and some files were rejected, 4 another run holds the warehouse,
 5 the warehouse can't be used (a file, read-only, a lock not ours, damaged files),
-6 the disk filled up while staging (nothing published), 7 the kept Prefect server stopped during
-the command, 130/143 stopped by SIGINT/SIGTERM.
+6 the disk filled up while staging (nothing published), 7 the Prefect server the command used
+(kept, or Prefect's temporary one) stopped during it, 130/143 stopped by SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def run(
     quiet_libraries()
     from authorgraph.pipelines.ops.children import validator_ahead
 
-    with stops_if_kept_server_ends(kept, "run"), validator_ahead():
+    with stops_if_server_ends(kept, "run"), validator_ahead():
         _run_flow(settings, dask_address)  # (GX imports in a child while Prefect starts)
 
 
@@ -264,7 +264,7 @@ def serve(
     from authorgraph.pipelines.ops.serve import ServerError, serve_forever
 
     try:
-        with stops_if_kept_server_ends(kept, "serve"):
+        with stops_if_server_ends(kept, "serve"):
             serve_forever(
                 settings.seeds,
                 settings.warehouse,
@@ -438,23 +438,24 @@ def use_kept_server() -> tuple[str, int] | None:
 
 
 @contextlib.contextmanager
-def stops_if_kept_server_ends(kept: tuple[str, int] | None, command: str) -> Iterator[None]:
-    """While inside, when the kept server this command uses ends: print one line, silence the
+def stops_if_server_ends(kept: tuple[str, int] | None, command: str) -> Iterator[None]:
+    """While inside, when the Prefect server this command uses ends (the kept server, or else
+    Prefect's temporary server once it has started one): print one line, silence the
     tracebacks of Prefect's client that would follow, interrupt the command like Ctrl-C (its
     clean-up runs; nothing half-written is published) and exit 7, after `SERVER_GONE_GRACE`
-    seconds at most. A server that ends after the block (the command's own exit) is ignored."""
-    from authorgraph.pipelines.ops.server import watch_process
+    seconds at most. A server that ends after the block (the command's own exit, which stops
+    a temporary server) is ignored. A server given by PREFECT_API_URL is not watched."""
+    from authorgraph.pipelines.ops.server import watch_process, watch_temporary_server
 
     gone, done = threading.Event(), threading.Event()
 
-    def on_gone() -> None:
+    def on_gone(url: str, pid: int, which: str, hint: str) -> None:
         if done.is_set():
             return
         gone.set()
         err.print(
-            f"authorgraph: the Prefect server at {url} (pid {pid}) stopped; {command} stopped "
-            "and the warehouse keeps its last complete version (`authorgraph server start` "
-            "starts it again; without it, a run starts a temporary server)",
+            f"authorgraph: {which} at {url} (pid {pid}) stopped; {command} stopped and the "
+            f"warehouse keeps its last complete version{hint}",
             markup=False,
         )
         sys.stderr.flush()
@@ -467,7 +468,15 @@ def stops_if_kept_server_ends(kept: tuple[str, int] | None, command: str) -> Ite
 
     if kept is not None:
         url, pid = kept
-        watch_process(pid, on_gone)
+        hint = (
+            " (`authorgraph server start` starts it again; without it, a run starts a "
+            "temporary server)"
+        )
+        watch_process(pid, lambda: on_gone(url, pid, "the Prefect server", hint))
+    elif not os.environ.get("PREFECT_API_URL"):
+        watch_temporary_server(
+            lambda url, pid: on_gone(url, pid, "Prefect's temporary server", ""), done
+        )
     try:
         yield
     except BaseException:

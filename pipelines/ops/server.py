@@ -10,10 +10,13 @@ its own session, with its own PREFECT_HOME, and records its address in
 A run that uses the kept server watches its process (`watch_process`): when the server ends
 during the run (`server stop`, a crash, the OOM killer), Prefect's client would retry every call
 for about a minute and print a traceback per call; the run stops at once instead, with one line.
+A run without a kept server watches Prefect's temporary server the same way, from the moment
+Prefect has started it (`watch_temporary_server`).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -175,6 +178,37 @@ def watch_process(pid: int, on_gone: Callable[[], None], poll: float = WATCH_POL
         on_gone()
 
     threading.Thread(target=loop, name="authorgraph-server-watch", daemon=True).start()
+
+
+def temporary_server() -> tuple[str, int] | None:
+    """(API URL, pid) of Prefect's temporary server, once this process has started it: Prefect
+    3 keeps it as a `SubprocessASGIServer` per port, with its `server_process`. None before
+    that, or if a Prefect release stops keeping them there (the watch then does nothing, and
+    `tests/test_signals.py` says so)."""
+    module = sys.modules.get("prefect.server.api.server")  # imported by Prefect when it starts one
+    servers = getattr(getattr(module, "SubprocessASGIServer", None), "_instances", None)
+    for server in list((servers or {}).values()):
+        process = getattr(server, "server_process", None)
+        if isinstance(process, subprocess.Popen):
+            return str(server.api_url), process.pid
+    return None
+
+
+def watch_temporary_server(
+    on_gone: Callable[[str, int], None], stop: threading.Event, poll: float = WATCH_POLL
+) -> None:
+    """From a daemon thread: wait until Prefect has started its temporary server (or `stop` is
+    set), then `watch_process` it, calling `on_gone(url, pid)` once it has ended."""
+
+    def wait_for_it() -> None:
+        while not stop.is_set():
+            found = temporary_server()
+            if found is not None:
+                watch_process(found[1], functools.partial(on_gone, *found), poll)
+                return
+            stop.wait(poll)
+
+    threading.Thread(target=wait_for_it, name="authorgraph-server-watch", daemon=True).start()
 
 
 def start_server(echo: Callable[[str], None]) -> str:
