@@ -352,7 +352,9 @@ class _Source:
                 yield frame.slice(offset, chunk_rows).to_arrow(compat_level=pl.CompatLevel.oldest())
             return
         path = self.data
-        file = self._read(lambda: pq.ParquetFile(path))
+        # pre_buffer=False: with pyarrow's default (True) the reader keeps every column chunk
+        # it has read until it is closed, so a chunked read of abstracts grows with the table.
+        file = self._read(lambda: pq.ParquetFile(path, pre_buffer=False))
         rows = min(chunk_rows, _rows_within(file.metadata, wanted, CHUNK_BYTES))
         batches = self._read(lambda: file.iter_batches(batch_size=rows, columns=wanted))
         seen = False
