@@ -101,11 +101,19 @@ BIG_PAPER_AUTHORS = 1_000
 CUBE_WORDS = (1 << 21) - 1
 
 _TITLE_KEYS = pa.schema([pa.field("paper_id", pa.string()), pa.field("title_key", pa.string())])
-#: One file per LSH band: (paper_id, key) of every abstract with a 3-gram.
-_BAND_TYPES: dict[str, pa.DataType] = {"paper_id": pa.string(), "key": pa.uint64()}
+#: One file per LSH band: (row, key) of every abstract with a 3-gram, where `row` is the
+#: paper's row number in papers.parquet: the band joins and the count of shared bands work on
+#: two integers, not two 16-character ids (at 2M pages, 347M band hits: counting them by ids
+#: ran out of 512MB, by row numbers it took 52 s).
+_BAND_TYPES: dict[str, pa.DataType] = {"row": pa.uint64(), "key": pa.uint64()}
 _BAND_KEYS = pa.schema(_BAND_TYPES)
 _FINGERPRINT = pa.binary(2 * BINS)
-_FINGERPRINT_TYPES: dict[str, pa.DataType] = {"paper_id": pa.string(), "fingerprint": _FINGERPRINT}
+#: Each abstract's signature fingerprint, and the paper_id of its row number.
+_FINGERPRINT_TYPES: dict[str, pa.DataType] = {
+    "row": pa.uint64(),
+    "paper_id": pa.string(),
+    "fingerprint": _FINGERPRINT,
+}
 _FINGERPRINTS = pa.schema(_FINGERPRINT_TYPES)
 _NAME_KEYS = pa.schema(
     [
@@ -155,22 +163,31 @@ def band_files(band_dir: Path) -> list[Path]:
     return [band_dir / f"band-{band:02d}.parquet" for band in range(BANDS)]
 
 
-def _band_rows(batch: pa.RecordBatch) -> tuple[pa.Array, U64, npt.NDArray[np.uint16]] | None:
-    """(paper_id, band keys, fingerprints) of a batch's abstracts that have a 3-gram."""
-    present = batch.column(1).is_valid()
-    ids, texts = batch.column(0).filter(present), batch.column(1).filter(present)
-    dense, valid = signatures(texts)
-    rows = np.flatnonzero(valid)
+_BandRows = tuple[U64, pa.Array, U64, npt.NDArray[np.uint16]]
+
+
+def _band_rows(batch: pa.RecordBatch, first_row: int) -> _BandRows | None:
+    """(row number, paper_id, band keys, fingerprints) of a batch's abstracts that have a
+    3-gram; the batch's first row is row `first_row` of the file."""
+    present = np.flatnonzero(batch.column(1).is_valid().to_numpy(zero_copy_only=False))
+    dense, valid = signatures(batch.column(1).take(present))
+    rows = present[valid]
     if not len(rows):
         return None
-    return ids.take(rows).cast(pa.string()), keys_of(dense[rows]), fingerprints(dense[rows])
+    ids = batch.column(0).take(rows).cast(pa.string())
+    return (
+        rows.astype(np.uint64) + np.uint64(first_row),
+        ids,
+        keys_of(dense[valid]),
+        fingerprints(dense[valid]),
+    )
 
 
 def write_band_keys(
     papers: Path, band_dir: Path, fingerprint_target: Path, threads: int = 1
 ) -> None:
-    """(paper_id, key) of every abstract with a 3-gram, one file per band (`band_files`), and
-    its signature's fingerprint (paper_id, fingerprint), a chunk of abstracts at a time on
+    """(row, key) of every abstract with a 3-gram, one file per band (`band_files`), and its
+    signature's fingerprint (row, paper_id, fingerprint), a chunk of abstracts at a time on
     `threads` threads (Arrow, polars and numpy release the GIL for most of the work: 1.4x
     faster on 2 cores), at most `threads` chunks in flight and written in order."""
     make_dir(band_dir)
@@ -182,24 +199,29 @@ def write_band_keys(
         # memory one CHUNK_ROWS chunk took on one thread (and are as fast: 3.0 s vs 2.9 s at 20k).
         rows = max(CHUNK_ROWS // max(threads, 1), 1)
         batches = parquet_batches(papers, rows, ["paper_id", "abstract"])
-        pending: deque[Future[tuple[pa.Array, U64, npt.NDArray[np.uint16]] | None]] = deque()
+        pending: deque[Future[_BandRows | None]] = deque()
+        first_row = 0
         for batch in itertools.chain(batches, [None]):
             if batch is not None:
-                pending.append(pool.submit(_band_rows, batch))
+                pending.append(pool.submit(_band_rows, batch, first_row))
+                first_row += batch.num_rows
             while pending and (batch is None or len(pending) >= max(threads, 1)):
                 done = pending.popleft().result()
                 if done is None:
                     continue
-                kept_ids, keys, marks = done
+                numbers, kept_ids, keys, marks = done
+                row_column = pa.array(numbers, pa.uint64())
                 for band, out in enumerate(outs):
                     out.write_batch(
-                        pa.record_batch([kept_ids, pa.array(keys[:, band])], schema=_BAND_KEYS)
+                        pa.record_batch([row_column, pa.array(keys[:, band])], schema=_BAND_KEYS)
                     )
                 blob = pa.py_buffer(np.ascontiguousarray(marks).tobytes())
                 column = pa.FixedSizeBinaryArray.from_buffers(
                     _FINGERPRINT, len(kept_ids), [None, blob]
                 )
-                prints.write_batch(pa.record_batch([kept_ids, column], schema=_FINGERPRINTS))
+                prints.write_batch(
+                    pa.record_batch([row_column, kept_ids, column], schema=_FINGERPRINTS)
+                )
 
 
 def _fingerprint_rows(column: pa.Array) -> npt.NDArray[np.uint16]:
@@ -215,14 +237,17 @@ def _fingerprint_rows(column: pa.Array) -> npt.NDArray[np.uint16]:
 
 
 def prune_near(con: duckdb.DuckDBPyConnection, pairs: str, prints: str, target: Path) -> None:
-    """Keep the candidate pairs whose signatures estimate a similarity of at least
-    `MIN_ESTIMATE` (far below 0.8: a true pair is dropped with probability about 1e-6)."""
+    """Keep the candidate pairs (row numbers, from `near_pairs`) whose signatures estimate a
+    similarity of at least `MIN_ESTIMATE` (far below 0.8: a true pair is dropped with
+    probability about 1e-6), written as (paper_id_a, paper_id_b), paper_id_a < paper_id_b."""
     schema = pa.schema([pa.field("paper_id_a", pa.string()), pa.field("paper_id_b", pa.string())])
     reader = con.sql(
-        f"""SELECT p.paper_id_a, p.paper_id_b, x.fingerprint AS x, y.fingerprint AS y
+        f"""SELECT least(x.paper_id, y.paper_id) AS paper_id_a,
+            greatest(x.paper_id, y.paper_id) AS paper_id_b,
+            x.fingerprint AS x, y.fingerprint AS y
         FROM read_parquet({pairs}) AS p
-        JOIN read_parquet({prints}) AS x ON x.paper_id = p.paper_id_a
-        JOIN read_parquet({prints}) AS y ON y.paper_id = p.paper_id_b"""
+        JOIN read_parquet({prints}) AS x ON x.row = p.row_a
+        JOIN read_parquet({prints}) AS y ON y.row = p.row_b"""
     ).to_arrow_reader(BATCH_ROWS)
     with _writer(target, schema) as out:
         for batch in reader:
@@ -268,25 +293,25 @@ def write_name_keys(authors: Path, target: Path) -> None:
 
 
 def near_pairs(con: duckdb.DuckDBPyConnection, band_dir: Path, target: Path) -> None:
-    """Pairs of abstracts sharing at least MIN_BANDS band keys, into `target`. Each band is
-    joined with itself alone (one key per abstract: a twentieth of the keys in a join at a
-    time; all bands at once ran out of 512MB at 200k pages), its pairs written out, and the
-    pairs of every band counted afterwards."""
+    """Pairs of abstracts (row_a < row_b, their row numbers in papers.parquet) sharing at least
+    MIN_BANDS band keys, into `target`. Each band is joined with itself alone (one key per
+    abstract: a twentieth of the keys in a join at a time; all bands at once ran out of 512MB
+    at 200k pages), its pairs written out, and the pairs of every band counted afterwards."""
     hits = []
     for path in band_files(band_dir):
         out = path.with_name(f"pairs-{path.name}")
         source = sql_literal(str(path))
         con.execute(
             f"""COPY (
-                SELECT x.paper_id AS paper_id_a, y.paper_id AS paper_id_b
+                SELECT x.row AS row_a, y.row AS row_b
                 FROM read_parquet({source}) AS x JOIN read_parquet({source}) AS y
-                  ON x.key = y.key AND x.paper_id < y.paper_id
+                  ON x.key = y.key AND x.row < y.row
             ) TO {sql_literal(str(out))} (FORMAT parquet)"""
         )
         hits.append(sql_literal(str(out)))
     con.execute(
         f"""COPY (
-            SELECT paper_id_a, paper_id_b FROM read_parquet([{", ".join(hits)}])
+            SELECT row_a, row_b FROM read_parquet([{", ".join(hits)}])
             GROUP BY ALL HAVING count(*) >= {MIN_BANDS}
         ) TO {sql_literal(str(target))} (FORMAT parquet)"""
     )
