@@ -114,16 +114,26 @@ def has_server(found: dict[int, psutil.Process]) -> bool:
     return any("uvicorn" in " ".join(p.cmdline()) for p in found.values() if p.is_running())
 
 
-def test_sigterm_to_run_stops_it_cleanly_with_its_prefect_server(
-    seeds_copy: Path, tmp_path: Path, prefect_home: Path
-) -> None:
+@contextlib.contextmanager
+def run_mid_way(
+    seeds: Path, tmp_path: Path, prefect_home: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], dict[int, psutil.Process], Path, Path]]:
+    """(run, what it started, warehouse, log) of a run with its own Prefect server, once it
+    holds the warehouse lock mid-run and its server is up; all of it is killed at the end."""
     warehouse, log = tmp_path / "wh", tmp_path / "run.log"
-    run = start_run(seeds_copy, warehouse, prefect_home, log)
+    run = start_run(seeds, warehouse, prefect_home, log)
     found = {run.pid: psutil.Process(run.pid)}
     with killed_at_end(found):
         record_descendants(
             run, log, found, lambda found: lock_holder(warehouse) == run.pid and has_server(found)
         )
+        yield run, found, warehouse, log
+
+
+def test_sigterm_to_run_stops_it_cleanly_with_its_prefect_server(
+    seeds_copy: Path, tmp_path: Path, prefect_home: Path
+) -> None:
+    with run_mid_way(seeds_copy, tmp_path, prefect_home) as (run, found, warehouse, log):
         run.send_signal(signal.SIGTERM)
         sent = time.monotonic()
         assert run.wait(timeout=GONE_TIMEOUT) == 143, log.read_text()
@@ -170,13 +180,7 @@ def test_a_run_whose_temporary_prefect_server_dies_stops_at_once_with_one_line(
     """Prefect's temporary server killed under a run (as the OOM killer would): the run does not
     wait out Prefect's retries (2 minutes and 135 lines of tracebacks before the watch) but
     stops with exit 7 and one line, leaves nothing running, and publishes nothing."""
-    warehouse, log = tmp_path / "wh", tmp_path / "run.log"
-    run = start_run(seeds_copy, warehouse, prefect_home, log)
-    found = {run.pid: psutil.Process(run.pid)}
-    with killed_at_end(found):
-        record_descendants(
-            run, log, found, lambda found: lock_holder(warehouse) == run.pid and has_server(found)
-        )
+    with run_mid_way(seeds_copy, tmp_path, prefect_home) as (run, found, warehouse, log):
         server = next(p for p in found.values() if "uvicorn" in " ".join(p.cmdline()))
         server.kill()
         assert run.wait(timeout=GONE_TIMEOUT) == 7, log.read_text()
