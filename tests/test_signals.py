@@ -174,21 +174,25 @@ def test_sigkill_to_run_leaves_no_prefect_server_or_parse_worker(
     assert lock_is_free(warehouse)
 
 
-def test_a_run_whose_temporary_prefect_server_dies_stops_at_once_with_one_line(
+def test_a_run_whose_temporary_prefect_server_dies_stops_at_once_with_its_line(
     seeds_copy: Path, tmp_path: Path, prefect_home: Path
 ) -> None:
     """Prefect's temporary server killed under a run (as the OOM killer would): the run does not
     wait out Prefect's retries (2 minutes and 135 lines of tracebacks before the watch) but
-    stops with exit 7 and one line, leaves nothing running, and publishes nothing."""
+    stops with exit 7 and its one line, leaves nothing running, and publishes nothing. Prefect's
+    own workers may notice the server's end first, within the watch's half second, and log an
+    error line of their own before it (once in the six runs of this test so far)."""
     with run_mid_way(seeds_copy, tmp_path, prefect_home) as (run, found, warehouse, log):
         server = next(p for p in found.values() if "uvicorn" in " ".join(p.cmdline()))
         server.kill()
         assert run.wait(timeout=GONE_TIMEOUT) == 7, log.read_text()
         _, alive = wait_gone(found)
-    lines = [line for line in log.read_text().splitlines() if line.strip()]
-    assert len(lines) == 1, lines
-    assert lines[0].startswith("authorgraph: Prefect's temporary server at http://127.0.0.1:")
-    assert f"(pid {server.pid}) stopped; run stopped" in lines[0]
+    output = log.read_text()
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert lines[-1].startswith("authorgraph: Prefect's temporary server at http://127.0.0.1:")
+    assert f"(pid {server.pid}) stopped; run stopped" in lines[-1]
+    assert len(lines) <= 3 and all("prefect" in line for line in lines[:-1]), lines
+    assert "Traceback" not in output, output
     assert alive == [], [p.cmdline() for p in alive]
     assert lock_is_free(warehouse)
     assert not (warehouse / "authorgraph.duckdb").exists()
