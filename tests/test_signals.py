@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -212,17 +213,35 @@ leave(eval(sys.argv[2]))
 """
 
 
+def run_leave(tmp_path: Path, code: str, stdout: Any) -> subprocess.CompletedProcess[str]:
+    """LEAVE_SCRIPT in a real process, its stdout block-buffered (PYTHONUNBUFFERED removed,
+    as a user's shell has it), so only the exit's flush writes it."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    return subprocess.run(
+        [sys.executable, "-c", LEAVE_SCRIPT, str(tmp_path), code],
+        stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=60, cwd=ROOT, env=env,
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize(("code", "returncode"), [("3", 3), ("None", 0), ("'a message'", 1)])
 def test_leave_joins_threads_runs_exit_hooks_and_flushes_before_it_exits(
     tmp_path: Path, code: str, returncode: int
 ) -> None:
     """`leave` (the CLI's exit, without the interpreter's teardown) skips nothing a normal exit
     would do that anyone can see: threads, atexit hooks (after the threads), buffered output."""
-    done = subprocess.run(
-        [sys.executable, "-c", LEAVE_SCRIPT, str(tmp_path), code],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
-    )  # fmt: skip
+    done = run_leave(tmp_path, code, subprocess.PIPE)
     assert done.returncode == returncode, done.stderr
     assert done.stdout == "buffered, not yet flushed"
     assert (tmp_path / "hook").read_text() == "joined"
     assert done.stderr == ("a message\n" if returncode == 1 else "")
+
+
+def test_leave_exits_120_with_one_line_when_the_output_cannot_be_written(tmp_path: Path) -> None:
+    """Output that only reaches the disk at exit, on a full device (/dev/full): exit 120, as
+    CPython's own exit gives, and one line saying why, not a silent 0."""
+    with open("/dev/full", "w") as full:
+        done = run_leave(tmp_path, "0", full)
+    assert done.returncode == 120, done.stderr
+    message = "authorgraph: could not write the output: [Errno 28] No space left on device\n"
+    assert done.stderr == message
+    assert (tmp_path / "hook").read_text() == "joined"

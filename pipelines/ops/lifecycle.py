@@ -198,20 +198,28 @@ def leave(code: object) -> NoReturn:
     steps of CPython's own exit, in its order: `threading._shutdown` (the hooks threads
     register, such as Prefect's and concurrent.futures' drains, then every non-daemon thread
     joined) and every `atexit` hook (Prefect's temporary server, logging, multiprocessing,
-    `weakref.finalize`); then stdout and stderr are flushed. What it skips is the
-    interpreter tearing down its modules and objects: about 0.3 s after `authorgraph run`
-    has loaded Prefect, GX and pandas, which nothing waits for. A message (not a plain exit
-    code), or a Python without those two steps, exits the normal way."""
+    `weakref.finalize`); then stdout and stderr are flushed, and, as CPython does, a failed
+    flush (a full disk, a closed pipe) makes the exit code 120, with one line on stderr
+    unless the pipe was closed. What it skips is the interpreter tearing down its modules and
+    objects: about 0.3 s after `authorgraph run` has loaded Prefect, GX and pandas, which
+    nothing waits for. A message (not a plain exit code), or a Python without those two
+    steps, exits the normal way."""
     join_threads = getattr(threading, "_shutdown", None)
     run_hooks = getattr(atexit, "_run_exitfuncs", None)
     if (code is not None and not isinstance(code, int)) or not (join_threads and run_hooks):
         raise SystemExit(code)
     join_threads()
     run_hooks()
+    status = code or 0
     for stream in (sys.stdout, sys.stderr):
-        with suppress(Exception):  # a closed pipe: nothing left to tell anyone
+        try:
             stream.flush()
-    os._exit(code or 0)
+        except Exception as exc:  # what CPython's exit does with it: status 120
+            status = 120
+            if not isinstance(exc, BrokenPipeError):
+                with suppress(Exception):
+                    os.write(2, f"authorgraph: could not write the output: {exc}\n".encode())
+    os._exit(status)
 
 
 if __name__ == "__main__":
