@@ -102,3 +102,23 @@ def test_formatters_handle_nulls_and_quotes() -> None:
         {"a": None, "b": 'say "hi", ok'},
         {"a": 1, "b": None},
     ]
+
+
+def test_output_that_cannot_be_written_is_one_line_and_exit_120(seeds_warehouse: Path) -> None:
+    """`sql` into a full device (/dev/full): exit 120 and one line, not a traceback, whether the
+    output fails while being written (large) or only at exit, from its buffer (small)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    for query in ("select 42", "select * from range(100000)"):
+        command = [sys.executable, "-m", "authorgraph.pipelines", "sql", query]
+        command += ["--format", "csv", "--warehouse", str(seeds_warehouse)]
+        with open("/dev/full", "w") as full:
+            done = subprocess.run(
+                command, stdout=full, stderr=subprocess.PIPE, text=True, timeout=60, env=env
+            )
+        assert done.returncode == 120, (query, done.stderr)
+        message = "authorgraph: could not write the output: [Errno 28] No space left on device\n"
+        assert done.stderr == message, query

@@ -4,7 +4,8 @@ Exit codes: 0 done, 1 validation failed (nothing published), 2 usage or input er
 3 `--strict` and some files were rejected, 4 another run holds the warehouse,
 5 the warehouse can't be used (a file, read-only, a lock not ours, damaged files),
 6 the disk filled up while staging (nothing published), 7 the Prefect server the command used
-(kept, or Prefect's temporary one) stopped during it, 130/143 stopped by SIGINT/SIGTERM.
+(kept, or Prefect's temporary one) stopped during it, 120 the output could not be written,
+130/143 stopped by SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import typer
 from rich.console import Console
 
 from authorgraph.pipelines.config import ConfigError, Settings, quiet_libraries, resolve_settings
-from authorgraph.pipelines.ops.lifecycle import leave, stops_on_signals
+from authorgraph.pipelines.ops.lifecycle import leave, output_lost, stops_on_signals
 
 if TYPE_CHECKING:
     import polars as pl
@@ -392,10 +393,13 @@ def sql(
         columns, rows = run_query(settings.warehouse, str(text))
     except WarehouseError as exc:
         raise fail(str(exc), warehouse_exit_code(exc)) from None
-    if fmt == "table":
-        out.print(to_rich_table(columns, rows))
-    else:
-        sys.stdout.write(to_csv(columns, rows) if fmt == "csv" else to_json(columns, rows))
+    try:
+        if fmt == "table":
+            out.print(to_rich_table(columns, rows))
+        else:
+            sys.stdout.write(to_csv(columns, rows) if fmt == "csv" else to_json(columns, rows))
+    except OSError as exc:  # a full disk, a closed pipe
+        output_lost(exc)
 
 
 @app.command()

@@ -12,7 +12,8 @@ a `kill -9`.
   starts its server.
 - `stop_when_orphaned()`: for a process started by another one (a served flow run), a thread
   that stops this process once its parent has gone.
-- `leave(code)`: end a finished command without the interpreter's teardown (below).
+- `leave(code)`: end a finished command without the interpreter's teardown (below);
+  `output_lost(exc)`: a command whose output could not be written exits 120 with one line.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 
 MARKER_ENV = "AUTHORGRAPH_PROCESS_MARKER"
 GRACE = 3.0  # seconds between SIGTERM and SIGKILL for processes we stop
+#: The exit code when a command's output could not be written: CPython's own for it.
+EXIT_OUTPUT = 120
 ORPHAN_POLL = 0.5  # seconds between parent checks in stop_when_orphaned
 
 _P = ParamSpec("_P")
@@ -215,11 +218,25 @@ def leave(code: object) -> NoReturn:
         try:
             stream.flush()
         except Exception as exc:  # what CPython's exit does with it: status 120
-            status = 120
-            if not isinstance(exc, BrokenPipeError):
-                with suppress(Exception):
-                    os.write(2, f"authorgraph: could not write the output: {exc}\n".encode())
+            status = EXIT_OUTPUT
+            _say_output_failed(exc)
     os._exit(status)
+
+
+def _say_output_failed(exc: BaseException) -> None:
+    """One line on stderr for output that could not be written (none for a closed pipe: its
+    reader has gone on purpose, as `| head` does)."""
+    if not isinstance(exc, BrokenPipeError):
+        with suppress(Exception):
+            os.write(2, f"authorgraph: could not write the output: {exc}\n".encode())
+
+
+def output_lost(exc: OSError) -> NoReturn:
+    """A command's output could not be written (a full disk, a closed pipe): one line, exit
+    `EXIT_OUTPUT`, and what is left of it dropped, so that the exit does not try it again."""
+    _say_output_failed(exc)
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115  # the old buffer is never flushed
+    raise SystemExit(EXIT_OUTPUT)
 
 
 if __name__ == "__main__":
