@@ -332,3 +332,24 @@ def test_chunked_parquet_reads_hold_only_the_chunk_being_read(tmp_path: Path) ->
             seen += batch.num_rows
         assert seen == rows, name
         assert most < 8 << 20, f"{name}: {most >> 20} MiB held while reading"
+
+
+def test_gx_is_imported_without_running_scipy_stats_until_it_is_used() -> None:
+    """`import_gx` defers `scipy.stats` (0.7 s of GX's import; our suites never use it): in a
+    fresh interpreter its code has not run after the import, and GX's own use of it (the
+    KL-divergence expectation's `stats.entropy`) still works, loading it then."""
+    import subprocess
+    import sys
+
+    script = """
+import sys
+from authorgraph.expectations.validate import DEFERRED_BY_GX, import_gx
+import_gx()
+from great_expectations.expectations.core import expect_column_kl_divergence_to_be_less_than as kl
+print(DEFERRED_BY_GX, "scipy.stats._stats_py" in sys.modules)
+print(kl.stats.entropy([0.5, 0.5], [0.5, 0.5]), "scipy.stats._stats_py" in sys.modules)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.splitlines() == ["('scipy.stats',) False", "0.0 True"], result.stderr
