@@ -7,10 +7,20 @@ WAREHOUSE ?= warehouse
 
 .PHONY: run test lint typecheck format duckdb-cli bench fuzz clean
 
+# uv installs the packages: 19 s against pip's 40 s here, each from a cold cache, with the same
+# versions. It comes from PyPI through the venv's own pip, so Python, pip and make are still all
+# a machine needs. uv reads no pip.conf: if it cannot install (say, only a private index
+# configured for pip is reachable), pip does it. --compile-bytecode, as pip does by default:
+# where PYTHONDONTWRITEBYTECODE is set (this machine), a venv without .pyc files compiles every
+# module in every process, and `make test` took 5:54 instead of 5:18.
+# $(call install,PYTHON,REQUIREMENTS)
+install = $(BIN)/uv pip install --quiet --compile-bytecode --python $(1) $(2) \
+	|| $(BIN)/python -m pip --python $(1) install --quiet --disable-pip-version-check $(2)
+
 $(BIN)/authorgraph: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check 'uv>=0.5'
+	$(call install,$(BIN)/python,-e '.[dev]')
 	touch $@
 
 run: $(BIN)/authorgraph
@@ -50,11 +60,10 @@ duckdb-cli: $(foreach v,$(DUCKDB_CLI_VERSIONS),$(CLI_CACHE)/duckdb-cli-$(v)/bin/
 
 # The 1.4.4 wheel installs its binary without the executable bit: chmod. `--version` proves the
 # binary runs; a failed install leaves no target behind, so the next make tries again.
-$(CLI_CACHE)/duckdb-cli-%/bin/duckdb:
+$(CLI_CACHE)/duckdb-cli-%/bin/duckdb: | $(BIN)/authorgraph
 	rm -rf $(CLI_CACHE)/duckdb-cli-$*
-	$(PYTHON) -m venv $(CLI_CACHE)/duckdb-cli-$*
-	$(CLI_CACHE)/duckdb-cli-$*/bin/python -m pip install --quiet --disable-pip-version-check \
-		'duckdb-cli==$*'
+	$(PYTHON) -m venv --without-pip $(CLI_CACHE)/duckdb-cli-$*
+	$(call install,$(CLI_CACHE)/duckdb-cli-$*/bin/python,'duckdb-cli==$*')
 	chmod 755 $@ && $@ --version || { rm -f $@; exit 1; }
 
 # Benchmarks (issue 10's targets): never part of `make test`. BENCH_ARGS="--large" adds 200k pages,
