@@ -93,6 +93,7 @@ from authorgraph.transforms.schema import (
     TABLES_BY_NAME,
     VALIDATION_RESULTS,
     Table,
+    arrow_array,
 )
 from authorgraph.transforms.tables import to_arrow
 
@@ -444,11 +445,12 @@ def _limits(settings: Settings) -> BuildLimits:
 
 
 def _reused_keys(reused: list[PlannedFile]) -> pa.Table:
-    """(file_name, sha256) of the files whose cached rows are reused, as an Arrow table."""
-    return pa.table(
-        {"file_name": [f.ref.name for f in reused], "sha256": [f.sha256 for f in reused]},
-        schema=pa.schema([("file_name", pa.string()), ("sha256", pa.string())]),
-    )
+    """(file_name, sha256) of the files whose cached rows are reused, as an Arrow table.
+
+    Its columns come from `arrow_array`: `pa.table` would import pandas."""
+    names = arrow_array([f.ref.name for f in reused], pa.string())
+    hashes = arrow_array([f.sha256 for f in reused], pa.string())
+    return pa.Table.from_arrays([names, hashes], names=["file_name", "sha256"])
 
 
 def _published_counts(transformed: Transformed) -> dict[str, int]:

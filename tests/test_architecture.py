@@ -157,3 +157,41 @@ def test_the_flow_imports_neither_gx_nor_pandas_until_a_run_needs_them() -> None
         [sys.executable, "-c", code, *heavy], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]", result.stdout
+
+
+def test_a_runs_own_process_extracts_and_transforms_without_pandas(tmp_path: Path) -> None:
+    """Only validation needs pandas (GX validates pandas frames), and a CLI run validates in
+    its own child process. pyarrow imports pandas on many conversions (a list or NumPy array
+    into Arrow, `to_numpy`): 0.22 s on every run's critical path, so the run's own process
+    converts through polars (`transforms.schema.arrow_array`, `numpy_of`). The corpus is
+    seeds/ plus a page whose paper shares a title with a seed's and not its abstract, so the
+    review's scoring runs too; the run happens in a fresh interpreter."""
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.conftest import SEEDS
+
+    seeds = tmp_path / "seeds"
+    shutil.copytree(SEEDS, seeds)
+    text = min(seeds.iterdir()).read_text(encoding="utf-8")
+    assert "Pathak, Shreya" in text and "multimodal" in text
+    edited = text.replace("Pathak, Shreya", "Doe, Jane").replace("multimodal", "multi-modal", 1)
+    (seeds / "doe.txt").write_text(edited, encoding="utf-8")
+    script = f"""
+import sys
+from pathlib import Path
+from authorgraph.pipelines import stages
+from authorgraph.pipelines.config import Settings
+settings = Settings(seeds=Path({str(seeds)!r}), warehouse=Path({str(tmp_path / "wh")!r}))
+transformed = stages.transform(stages.extract(settings), settings, "test-run")
+imported = "pandas" in sys.modules
+import duckdb
+review = transformed.table_path("paper_review")
+print(imported, duckdb.sql(f"select reason from '{{review}}'").fetchall())
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split(maxsplit=1) == ["False", "[('SAME_TITLE',)]\n"], result.stdout

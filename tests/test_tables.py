@@ -1,13 +1,18 @@
-"""De-duplication and first-copy-wins rules, on literal pages."""
+"""De-duplication and first-copy-wins rules, on literal pages; the Arrow conversions."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import polars as pl
+import pyarrow as pa
+import pytest
 from polars.testing import assert_frame_equal
 
 from authorgraph.transforms.normalize import author_id_for, paper_id_for
 from authorgraph.transforms.parse import AuthorPage, RawPaper
-from authorgraph.transforms.schema import AUTHORS, AUTHORSHIP, PAPERS
+from authorgraph.transforms.schema import AUTHORS, AUTHORSHIP, PAPERS, arrow_array, numpy_of
 from authorgraph.transforms.tables import StagedPages, build_tables, stage_pages, to_arrow
 
 GEMMA = RawPaper("Gemma 3", "arXiv.org Artificial Intelligence", "We introduce Gemma 3.")
@@ -101,3 +106,30 @@ def test_polars_schemas_are_what_polars_reads_from_the_arrow_schemas() -> None:
     for table in tables:
         assert table.polars_schema == dict(pl.DataFrame(table.arrow_schema.empty_table()).schema)
     assert schema.polars_dtype(pa.list_(pa.int16())) == pl.List(pl.Int16)
+
+
+@pytest.mark.parametrize(
+    ("values", "dtype"),
+    [
+        (["a", None, "é", ""], pa.string()),
+        (["a", None], pa.large_string()),
+        ([["x", "y"], [], None, ["z"]], pa.list_(pa.string())),
+        (np.array([0, 2**64 - 1, 7], dtype=np.uint64), pa.uint64()),
+        (np.array([3, -1], dtype=np.int64), pa.int64()),
+        (np.array([True, False, True]), pa.bool_()),
+        ([], pa.string()),
+    ],
+)
+def test_arrow_array_equals_pyarrows_own_conversion(values: Any, dtype: pa.DataType) -> None:
+    """`arrow_array` (built by polars, so that no pandas is imported) gives what `pa.array`
+    gives, type included; `numpy_of` gives back what `to_numpy` gives."""
+    built = arrow_array(values, dtype)
+    expected = pa.array(values, dtype)
+    assert built.type == dtype and built.equals(expected)
+    if not pa.types.is_list(dtype):
+        assert list(numpy_of(built)) == list(expected.to_numpy(zero_copy_only=False))
+
+
+def test_arrow_array_refuses_values_of_another_type() -> None:
+    with pytest.raises((TypeError, pl.exceptions.PolarsError)):
+        arrow_array([1, "a"], pa.string())

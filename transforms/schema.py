@@ -5,8 +5,11 @@ Every writer (Parquet, DuckDB), every suite check and every loader uses these de
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
 
@@ -69,8 +72,24 @@ def polars_dtype(dtype: pa.DataType) -> pl.DataType:
     simple = _POLARS_TYPES.get(dtype)
     if simple is not None:
         return simple
-    empty = pa.schema([pa.field("column", dtype)]).empty_table()
-    return pl.DataFrame(empty).schema["column"]
+    # An empty array of the type (an empty table would import pandas); the stubs' overloads
+    # of `nulls` list each type, not DataType.
+    return pl.Series(values=pa.nulls(0, dtype)).dtype  # type: ignore[call-overload]
+
+
+def arrow_array(values: Sequence[Any] | npt.NDArray[Any], dtype: pa.DataType) -> pa.Array[Any]:
+    """`pa.array(values, dtype)` for a list of Python values or a NumPy array, built by
+    polars: pyarrow's own conversions (`pa.array`, `pa.table`, `pa.scalar`, `to_numpy`, a
+    NumPy argument to a compute function) import pandas to check for pandas objects, 0.22 s
+    on a run's critical path, and a run's own process needs no pandas."""
+    series = pl.Series(values=values, dtype=polars_dtype(dtype), strict=True)
+    return series.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(dtype)
+
+
+def numpy_of(array: pa.Array[Any] | pa.ChunkedArray[Any]) -> Any:
+    """`array.to_numpy()` through polars, for the same reason as `arrow_array`: pyarrow's
+    `to_numpy` imports pandas too. Nulls come out as NaN (floats) or None (objects)."""
+    return pl.Series(values=array).to_numpy()
 
 
 _POLARS_TYPES: dict[pa.DataType, pl.DataType] = {

@@ -31,6 +31,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from authorgraph.transforms.schema import arrow_array
+
 BANDS = 20
 ROWS = 5
 BINS = BANDS * ROWS
@@ -62,7 +64,7 @@ def _mix(x: U64) -> U64:
 def shingle_hashes(texts: pa.Array) -> tuple[npt.NDArray[np.int64], U64]:
     """(text index, 64-bit hash) of every word 3-gram of every text (no nulls in `texts`)."""
     values = cast("list[str]", texts.to_pylist())  # no nulls (see `signatures`)
-    folded = pa.array(
+    folded = arrow_array(
         [t.lower() if t.isascii() else t.casefold() for t in values], pa.large_string()
     )
     # Arrow's whitespace is Python's (tests/test_review.py checks every code point); runs of

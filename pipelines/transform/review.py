@@ -76,7 +76,7 @@ from authorgraph.transforms.review import (
     overlap,
     similarity,
 )
-from authorgraph.transforms.schema import AUTHOR_REVIEW, PAPER_REVIEW, Table
+from authorgraph.transforms.schema import AUTHOR_REVIEW, PAPER_REVIEW, Table, arrow_array, numpy_of
 
 #: A pair of abstracts is a NEAR_ABSTRACT candidate when it shares this many band keys ...
 MIN_BANDS = 2
@@ -141,7 +141,7 @@ def _writer(path: Path, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
 
 def _batch(columns: list[list[Any]], schema: pa.Schema) -> pa.RecordBatch:
     """A record batch of Python values, typed by `schema`."""
-    arrays = [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)]
+    arrays = [arrow_array(c, f.type) for c, f in zip(columns, schema, strict=True)]
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
@@ -172,12 +172,12 @@ _BandRows = tuple[U64, pa.Array, U64, npt.NDArray[np.uint16]]
 def _band_rows(batch: pa.RecordBatch, first_row: int) -> _BandRows | None:
     """(row number, paper_id, band keys, fingerprints) of a batch's abstracts that have a
     3-gram; the batch's first row is row `first_row` of the file."""
-    present = np.flatnonzero(batch.column(1).is_valid().to_numpy(zero_copy_only=False))
-    dense, valid = signatures(batch.column(1).take(present))
+    present = np.flatnonzero(numpy_of(batch.column(1).is_valid()))
+    dense, valid = signatures(batch.column(1).take(arrow_array(present, pa.int64())))
     rows = present[valid]
     if not len(rows):
         return None
-    ids = batch.column(0).take(rows).cast(pa.string())
+    ids = batch.column(0).take(arrow_array(rows, pa.int64())).cast(pa.string())
     return (
         rows.astype(np.uint64) + np.uint64(first_row),
         ids,
@@ -213,11 +213,10 @@ def write_band_keys(
                 if done is None:
                     continue
                 numbers, kept_ids, keys, marks = done
-                row_column = pa.array(numbers, pa.uint64())
+                row_column = arrow_array(numbers, pa.uint64())
                 for band, out in enumerate(outs):
-                    out.write_batch(
-                        pa.record_batch([row_column, pa.array(keys[:, band])], schema=_BAND_KEYS)
-                    )
+                    key_column = arrow_array(keys[:, band], _BAND_TYPES["key"])
+                    out.write_batch(pa.record_batch([row_column, key_column], schema=_BAND_KEYS))
                 blob = pa.py_buffer(np.ascontiguousarray(marks).tobytes())
                 column = pa.FixedSizeBinaryArray.from_buffers(
                     _FINGERPRINT, len(kept_ids), [None, blob]
@@ -257,7 +256,7 @@ def prune_near(con: duckdb.DuckDBPyConnection, pairs: str, prints: str, target: 
             x, y = _fingerprint_rows(batch.column("x")), _fingerprint_rows(batch.column("y"))
             keep = estimated_similarity(x, y) >= MIN_ESTIMATE
             if keep.any():
-                mask = pa.array(keep)
+                mask = arrow_array(keep, pa.bool_())
                 out.write_batch(
                     pa.record_batch(
                         [batch.column(0).filter(mask), batch.column(1).filter(mask)],
@@ -436,15 +435,15 @@ def shingle_codes(texts: list[str | None]) -> tuple[npt.NDArray[np.int64], list[
     (x, y, z) of numbers under V is coded (x * V + y) * V + z."""
     # Python casefolds; Arrow splits on whitespace, which is Python's (tests/test_review.py
     # checks every code point) but leaves empty strings at the ends of runs: dropped.
-    folded = pa.array([t.casefold() if t is not None else "" for t in texts], pa.large_string())
+    folded = arrow_array([t.casefold() if t is not None else "" for t in texts], pa.large_string())
     lists = pc.utf8_split_whitespace(folded)
     flat: Any = pc.list_flatten(lists)  # (the stubs type it as a list)
-    kept = pc.greater(pc.binary_length(flat), pa.scalar(0, pa.int64()))
-    parents = pc.list_parent_indices(lists).filter(kept).to_numpy()
+    kept = arrow_array(numpy_of(pc.binary_length(flat)) > 0, pa.bool_())
+    parents = numpy_of(pc.list_parent_indices(lists).filter(kept))
     bounds = np.zeros(len(texts) + 1, np.int64)
     np.cumsum(np.bincount(parents, minlength=len(texts)), out=bounds[1:])
     encoded = cast("pa.DictionaryArray", pc.dictionary_encode(flat.filter(kept)))
-    words = encoded.indices.to_numpy().astype(np.int64)
+    words = numpy_of(encoded.indices).astype(np.int64)
     size = len(encoded.dictionary)
     lengths = np.diff(bounds)
     counts = np.maximum(lengths - (SHINGLE_WORDS - 1), 0)
