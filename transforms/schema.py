@@ -99,6 +99,9 @@ _POLARS_TYPES: dict[pa.DataType, pl.DataType] = {
     pa.int32(): pl.Int32(),
     pa.int64(): pl.Int64(),
     pa.float64(): pl.Float64(),
+    # The review's band keys and name tokens, converted batch by batch (`arrow_array`).
+    pa.uint64(): pl.UInt64(),
+    pa.list_(pa.string()): pl.List(pl.String()),
 }
 
 
