@@ -50,6 +50,8 @@ RELATIONSHIPS = "authorship_relationships"
 #: The suite over the run-level page statistics (authorgraph.pipelines.transform.drift).
 LAYOUT_DRIFT = "layout_drift"
 MAX_EXAMPLES = 5
+#: What GX keeps of each expectation's result: counts and a few offending values.
+RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": MAX_EXAMPLES}
 #: An offending text kept in an expectation's result is cut to this many characters.
 EXAMPLE_CHARS = 200
 # Rows per chunk handed to GX. Peak memory follows the chunk (GX copies text columns while
@@ -745,16 +747,6 @@ def _run_suites(
             definition = context.validation_definitions.add(
                 gx.ValidationDefinition(name=part, data=batch, suite=suite)
             )
-            checkpoint = context.checkpoints.add(
-                gx.Checkpoint(
-                    name=part,
-                    validation_definitions=[definition],
-                    result_format={
-                        "result_format": "SUMMARY",
-                        "partial_unexpected_count": MAX_EXAMPLES,
-                    },
-                )
-            )
             columns: list[str] = []
             for i in indices:
                 named = _named_columns(declared[i].get("kwargs", {}))
@@ -775,12 +767,17 @@ def _run_suites(
             else:
                 rows = _Source(changed[name]) if name in changed else source
                 chunks = rows.chunks(columns, chunk_rows)
+            # The definition runs itself, without a Checkpoint around it: it stores its result
+            # (what Data Docs are built from) all the same, and a Checkpoint only added a
+            # second freshness check of every suite and a result object of its own: 0.06 s
+            # of the 0.8 s a validation of seeds/ takes (and no actions are configured).
             for chunk in chunks:
-                result = checkpoint.run(batch_parameters={"dataframe": to_pandas(chunk)})
+                result = definition.run(
+                    batch_parameters={"dataframe": to_pandas(chunk)}, result_format=RESULT_FORMAT
+                )
                 del chunk
-                for suite_result in result.run_results.values():
-                    for r in suite_result.results:
-                        outcomes[by_id[r.expectation_config.id]].add(r)
+                for r in result.results:
+                    outcomes[by_id[r.expectation_config.id]].add(r)
         found.evaluated += len(declared)
         row = _single_row(source)
         gate = _gate(doc.get("meta") or {}, row)
