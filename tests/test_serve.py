@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -115,5 +116,11 @@ def test_kill_9_to_serve_stops_its_server_and_the_flow_run_in_flight(
         print(f"serve: children gone {time.monotonic() - sent:.1f} s after SIGKILL")
     assert alive == [], [(p.pid, p.cmdline()) for p in alive]
     assert lock_is_free(warehouse)
-    assert "Traceback" not in (tmp_path / "serve.log").read_text()
+    output = (tmp_path / "serve.log").read_text()
+    assert "Traceback" not in output
     assert published_runs(warehouse) == 0  # the killed run never published
+    # The server's scratch home (its database, its log) went with it: the guardian removed it.
+    found = re.search(r"\(log: (.+)/server\.log\)", output)
+    assert found is not None, output
+    home = Path(found[1])
+    assert home.name.startswith("authorgraph-prefect-server-") and not home.exists(), home

@@ -9,7 +9,9 @@ a `kill -9`.
   returns EOF and the guardian stops every process that carries this command's marker in its
   environment (children inherit it: Prefect's server, parse workers, flow-run subprocesses),
   SIGTERM first, SIGKILL after `GRACE` seconds. No polling, and no patching of how Prefect
-  starts its server.
+  starts its server. Then it removes the scratch folders this process named to it through
+  the same pipe (`remove_when_gone`: `serve`'s Prefect server home), which the process
+  removes itself when it ends normally.
 - `stop_when_orphaned()`: for a process started by another one (a served flow run), a thread
   that stops this process once its parent has gone.
 - `leave(code)`: end a finished command without the interpreter's teardown (below);
@@ -21,6 +23,7 @@ from __future__ import annotations
 import atexit
 import functools
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +32,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from contextlib import suppress
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, NoReturn, ParamSpec, TypeVar
 
@@ -97,6 +101,15 @@ def start_guardian() -> None:
     _guardian = subprocess.Popen(command, pass_fds=(read_end,), stdin=subprocess.DEVNULL)
     os.close(read_end)
     _keep_open.append(write_end)  # closed by the kernel when this process ends
+
+
+def remove_when_gone(folder: Path) -> None:
+    """Have the guardian remove `folder` (a scratch folder this process made) once this
+    process has ended and what it started has been stopped: the clean-up a `kill -9` skips.
+    Nothing without a guardian. Removing it earlier, as a normal exit does, is fine."""
+    if _keep_open:
+        with suppress(OSError):  # a guardian killed by hand: the folder stays, as before
+            os.write(_keep_open[0], os.fsencode(folder.resolve()) + b"\0")
 
 
 def guardian_pid() -> int | None:
@@ -171,13 +184,16 @@ def guard(read_fd: int, marker: str) -> None:
     cannot end it before the cleanup it is there for."""
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
-    while os.read(read_fd, 1):
-        pass
+    named = b""  # NUL-terminated folder paths (`remove_when_gone`)
+    while chunk := os.read(read_fd, 65536):
+        named += chunk
     for _ in range(3):  # a second pass catches children started by the dying ones
         left = marked_processes(marker)
         if not left:
-            return
+            break
         stop_processes(left)
+    for folder in named.split(b"\0")[:-1]:
+        shutil.rmtree(os.fsdecode(folder), ignore_errors=True)
 
 
 def stop_when_orphaned(parent_pid: int) -> None:

@@ -60,6 +60,7 @@ def local_prefect_server(echo: Callable[[str], None]) -> Iterator[str]:
     own_home = "PREFECT_HOME" not in os.environ
     home = Path(tempfile.mkdtemp(prefix="authorgraph-prefect-server-")) if own_home else None
     log_dir = home or Path(tempfile.mkdtemp(prefix="authorgraph-prefect-log-"))
+    lifecycle.remove_when_gone(log_dir)  # removed below, or by the guardian after a kill -9
     log_path = log_dir / "server.log"
     server, api_url = launch(home or Path(os.environ["PREFECT_HOME"]), log_path)
     global _server_pid
