@@ -46,6 +46,25 @@ settings.register_profile(
 )
 settings.load_profile("authorgraph")
 
+
+def _own_random_for_websockets() -> None:
+    """Hypothesis warns ("Do not use the `random` module inside strategies") when the global
+    `random` state changes while it draws. After an in-process flow, Prefect's events client
+    keeps a websocket open in a background thread of the xdist worker, and `websockets` draws
+    its keepalive ping payloads (and reconnect backoff) from the global `random`: a ping during
+    a property test tripped the warning now and then. Those modules get a Random of their own;
+    what they draw is as random as before."""
+    import random
+
+    import websockets.asyncio.connection
+    import websockets.client
+
+    for module in (websockets.asyncio.connection, websockets.client):
+        module.random = random.Random()  # type: ignore[attr-defined]  # mypy knows no such attribute: the module imports random
+
+
+_own_random_for_websockets()
+
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"
 PublishSeeds = Callable[["Settings"], None]  # the `publish_seeds` fixture
