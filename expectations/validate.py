@@ -18,6 +18,8 @@ once, whatever the number of chunks.
 
 The Data Docs site is built in a fresh folder and renamed into place: a `data_docs` symlink
 planted in the warehouse is replaced by the new folder, and what it pointed at is left untouched.
+The fresh folder's name carries its builder (host and pid): a build killed half-way leaves its
+folder, and the next build on that host removes it once that process has ended.
 """
 
 from __future__ import annotations
@@ -475,7 +477,10 @@ def _replace_dir(path: Path, build: Callable[[Path], object]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     for leftover in path.parent.glob(f".{path.name}.*.old"):  # from a killed run
         _remove(leftover)
-    fresh = path.with_name(f".{path.name}.{secrets.token_hex(8)}.new")
+    for leftover in path.parent.glob(f".{path.name}.*.new"):  # a killed builder's
+        if not _builder_alive(leftover.name):
+            _remove(leftover)
+    fresh = path.with_name(f".{path.name}.{_builder_tag()}-{secrets.token_hex(8)}.new")
     os.mkdir(fresh, 0o777)
     try:
         build(fresh)
@@ -499,6 +504,33 @@ def _replace_dir(path: Path, build: Callable[[Path], object]) -> Path:
     for old in aside:
         _remove(old)
     return path
+
+
+def _builder_tag() -> str:
+    """`<host>-<pid>` of this process, for the name of a folder it builds: `<host>` a short
+    hash of the host name (a warehouse on a shared disk may see builders on other hosts)."""
+    import hashlib
+    import socket
+
+    host = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+    return f"{host}-{os.getpid()}"
+
+
+def _builder_alive(name: str) -> bool:
+    """False only when a `.<folder>.<host>-<pid>-<hex>.new` folder was built on this host by
+    a process that has ended (killed while it built: nothing else will finish or remove it).
+    A name of another host, or without a builder (an older version's), counts as alive."""
+    host, _, rest = name.rsplit(".", 2)[-2].partition("-")
+    pid = rest.partition("-")[0]
+    if host != _builder_tag().partition("-")[0] or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, OverflowError):  # ended, or no pid can be that large
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _remove(path: Path) -> None:

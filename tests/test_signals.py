@@ -245,3 +245,41 @@ def test_leave_exits_120_with_one_line_when_the_output_cannot_be_written(tmp_pat
     message = "authorgraph: could not write the output: [Errno 28] No space left on device\n"
     assert done.stderr == message
     assert (tmp_path / "hook").read_text() == "joined"
+
+
+def test_data_docs_half_built_by_a_killed_process_go_with_the_next_build(
+    seeds_warehouse: Path, tmp_path: Path
+) -> None:
+    """`kill -9` (or the kernel's OOM killer) while the Data Docs are built leaves the
+    half-built folder beside `data_docs/`. The next build on this host removes it, but never
+    the folder of a builder that still runs, one from another host (a warehouse on a shared
+    disk) or one named by an older version."""
+    from authorgraph.expectations import validate
+    from authorgraph.transforms.schema import CORE_TABLES
+
+    warehouse = tmp_path / "wh"
+    shutil.copytree(seeds_warehouse, warehouse, symlinks=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHORGRAPH_")}
+    command = [sys.executable, "-m", "authorgraph.pipelines", "validate"]
+    building = subprocess.Popen(
+        [*command, "--warehouse", str(warehouse)], cwd=ROOT, env=env, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 120
+    while not (killed := list(warehouse.glob(".data_docs.*.new"))):  # then GX's import
+        assert building.poll() is None and time.monotonic() < deadline, building.communicate()
+        time.sleep(0.01)
+    building.kill()
+    building.wait()
+    assert all(folder.is_dir() for folder in killed)  # what kill -9 leaves behind
+    tag = validate._builder_tag()
+    live = warehouse / f".data_docs.{tag.partition('-')[0]}-{os.getpid()}-0a0b.new"
+    elsewhere = warehouse / f".data_docs.{'0' if tag[0] != '0' else '1'}{tag[1:8]}-1-0a0b.new"
+    older = warehouse / ".data_docs.0123456789abcdef.new"
+    for folder in (live, elsewhere, older):
+        folder.mkdir()
+    current = warehouse / "current" / "parquet"
+    tables = {t.name: current / f"{t.name}.parquet" for t in CORE_TABLES}
+    report = validate.validate_tables(tables, warehouse / "data_docs")
+    assert report.success and (warehouse / "data_docs" / "index.html").is_file()
+    assert not any(folder.exists() for folder in killed)
+    assert live.is_dir() and elsewhere.is_dir() and older.is_dir()
