@@ -96,3 +96,26 @@ def test_watch_process_calls_back_once_its_process_has_ended() -> None:
     gone = threading.Event()
     watch_process(child.pid, gone.set, poll=0.01)  # reaped: nothing to watch
     assert calls == [child.pid] and not gone.wait(0.2)
+
+
+def test_the_hard_exit_after_a_server_ends_leaves_no_semaphore_to_warn_about() -> None:
+    """When the server ends under a run that does not stop within its grace, the run exits
+    at once (`hard_exit`). Its parse pool's named semaphores must be unlinked first: else
+    multiprocessing's resource tracker, which writes to the same terminal, unlinks them and
+    prints a "leaked semaphore objects" warning after the run's one line."""
+    import subprocess
+    import sys
+
+    script = (
+        "import multiprocessing\n"
+        "from authorgraph.pipelines.ops.lifecycle import hard_exit\n"
+        "context = multiprocessing.get_context('spawn')\n"
+        "lock, queue = context.Lock(), context.Queue()\n"  # named semaphores, as a pool's
+        "queue.put('batch')\n"
+        "hard_exit(7)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )  # stderr is read to its end: the resource tracker's copy of it closes last
+    assert done.returncode == 7
+    assert done.stderr == ""

@@ -24,7 +24,7 @@ import typer
 from rich.console import Console
 
 from authorgraph.pipelines.config import ConfigError, Settings, quiet_libraries, resolve_settings
-from authorgraph.pipelines.ops.lifecycle import leave, output_lost, stops_on_signals
+from authorgraph.pipelines.ops.lifecycle import hard_exit, leave, output_lost, stops_on_signals
 
 if TYPE_CHECKING:
     import polars as pl
@@ -468,7 +468,7 @@ def stops_if_server_ends(kept: tuple[str, int] | None, command: str) -> Iterator
         os.close(devnull)
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(SERVER_GONE_GRACE)
-        os._exit(EXIT_SERVER_GONE)
+        hard_exit(EXIT_SERVER_GONE)
 
     if kept is not None:
         url, pid = kept

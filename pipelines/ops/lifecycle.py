@@ -239,6 +239,27 @@ def leave(code: object) -> NoReturn:
     os._exit(status)
 
 
+def hard_exit(code: int, timeout: float = 1.0) -> NoReturn:
+    """`os._exit(code)` for a command whose main thread will not finish in time (it still
+    talks to a Prefect server that has gone), after the one step of exit that must not be
+    skipped: multiprocessing's exit finalizers, which unlink this process's named semaphores
+    (a parse pool's queue locks) and tell the resource tracker. Skipped, the tracker unlinks
+    them itself when this process is gone and prints a "leaked semaphore objects" warning on
+    the terminal's stderr after the command's one line. At most `timeout` seconds, on a
+    thread of its own: a finalizer that blocks does not keep the process alive."""
+    import multiprocessing.util
+
+    finalizers = threading.Thread(
+        target=multiprocessing.util._run_finalizers,  # type: ignore[attr-defined]  # private, stable since 2.6
+        args=(0,),
+        name="authorgraph-exit-finalizers",
+        daemon=True,
+    )
+    finalizers.start()
+    finalizers.join(timeout)
+    os._exit(code)
+
+
 def _say_output_failed(exc: BaseException) -> None:
     """One line on stderr for output that could not be written (none for a closed pipe: its
     reader has gone on purpose, as `| head` does)."""
