@@ -62,6 +62,7 @@ from authorgraph.pipelines.transform.minhash import (
     fingerprints,
     keys_of,
     signatures,
+    split_words,
 )
 from authorgraph.transforms.review import (
     ACCENTS,
@@ -433,10 +434,9 @@ def shingle_codes(texts: list[str | None]) -> tuple[npt.NDArray[np.int64], list[
     repeats), none when it is None or has fewer than 3 words. Exact, no hashing: the words
     are numbered (Arrow's dictionary encoding: equal strings, equal numbers) and a 3-gram
     (x, y, z) of numbers under V is coded (x * V + y) * V + z."""
-    # Python casefolds; Arrow splits on whitespace, which is Python's (tests/test_review.py
-    # checks every code point) but leaves empty strings at the ends of runs: dropped.
-    folded = arrow_array([t.casefold() if t is not None else "" for t in texts], pa.large_string())
-    lists = pc.utf8_split_whitespace(folded)
+    # Python casefolds; Arrow splits (`split_words`), leaving empty strings at the ends of
+    # runs of whitespace: dropped.
+    lists = split_words([t.casefold() if t is not None else "" for t in texts])
     flat: Any = pc.list_flatten(lists)  # (the stubs type it as a list)
     kept = arrow_array(numpy_of(pc.binary_length(flat)) > 0, pa.bool_())
     parents = numpy_of(pc.list_parent_indices(lists).filter(kept))
