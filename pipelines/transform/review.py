@@ -438,7 +438,7 @@ def shingle_codes(texts: list[str | None]) -> tuple[npt.NDArray[np.int64], list[
     # runs of whitespace: dropped.
     lists = split_words([t.casefold() if t is not None else "" for t in texts])
     flat: Any = pc.list_flatten(lists)  # (the stubs type it as a list)
-    kept = arrow_array(numpy_of(pc.binary_length(flat)) > 0, pa.bool_())
+    kept = pc.cast(pc.binary_length(flat), pa.bool_())  # non-empty words (Arrow alone)
     parents = numpy_of(pc.list_parent_indices(lists).filter(kept))
     bounds = np.zeros(len(texts) + 1, np.int64)
     np.cumsum(np.bincount(parents, minlength=len(texts)), out=bounds[1:])
