@@ -108,10 +108,9 @@ def load_task(
     transformed: stages.Transformed,
     settings: Settings,
     record: dict[str, object],
-    unchanged: bool = False,
 ) -> stages.Loaded:
     """Publish the validated tables into the warehouse."""
-    return stages.load(transformed, settings, record, unchanged)
+    return stages.load(transformed, settings, record)
 
 
 def parse_batches(extracted: stages.Extracted, settings: Settings) -> list[list[PlannedFile]]:
@@ -162,9 +161,7 @@ FLOW_STEPS = stages.Steps(
         _quoted(extracted), settings, run_id, _quoted(batches), progress
     ),
     validate=lambda transformed, settings: validate_task(_quoted(transformed), settings),
-    load=lambda transformed, settings, record, unchanged: load_task(
-        _quoted(transformed), settings, record, unchanged
-    ),
+    load=lambda transformed, settings, record: load_task(_quoted(transformed), settings, record),
 )
 
 

@@ -78,11 +78,13 @@ from authorgraph.pipelines.load.state import (
 )
 from authorgraph.pipelines.ops import children
 from authorgraph.pipelines.transform.build import (
+    PAGE_KINDS,
     BuildLimits,
     CacheInputs,
     build_tables,
     ledger_checks,
     rows_not_in,
+    same_rows,
 )
 from authorgraph.pipelines.transform.drift import page_stats
 from authorgraph.transforms.schema import (
@@ -288,7 +290,9 @@ class Transformed:
     validation: list[ExpectationResult] = field(default_factory=list)
     files_skipped: int = 0
     keys_match: bool = False  # the published tables were built under this run's output key
-    unchanged: bool = False  # same inputs, code and settings as the intact published version
+    unchanged: bool = False  # the intact published tables are this run's (see `carry_over`)
+    #: When changed pages gave the published rows: this run's per-page cache (their new hashes).
+    restated: Path | None = None
     isolate: bool = False  # large input: DuckDB work runs in child processes (`in_child`)
     warnings: list[str] = field(default_factory=list)
 
@@ -398,13 +402,27 @@ def transform(
         files_skipped=extracted.skipped,
         keys_match=previous.build_key("output_key") == extracted.keys.output_key,
     )
-    transformed.unchanged = carry_over(transformed, settings)
+    inputs = CacheInputs(batch_dir, previous.cache_dir, _reused_keys(reused))
+    transformed.isolate = input_bytes(inputs) > ISOLATE_BYTES
+
+    def rows_as_published() -> bool:
+        touched = [f.ref.name for f in to_parse] + list(extracted.deleted)
+        names = pa.Table.from_arrays([arrow_array(touched, pa.string())], names=["file_name"])
+        target = stage_dir / RESTATED_DIR
+        try:
+            limits = _limits(settings)
+            same = in_child(transformed.isolate, same_rows, inputs, names, target, limits)
+        except OSError as exc:
+            shutil.rmtree(stage_dir, ignore_errors=True)  # give the space back
+            raise _staging_error(exc, settings.warehouse) from None
+        transformed.restated = target if same else None
+        return same
+
+    transformed.unchanged = carry_over(transformed, settings, rows_as_published)
     if transformed.unchanged:
         children.release()  # nothing to validate
         transformed.counts = _published_counts(transformed)
     else:
-        inputs = CacheInputs(batch_dir, previous.cache_dir, _reused_keys(reused))
-        transformed.isolate = input_bytes(inputs) > ISOLATE_BYTES
         try:
             built = in_child(
                 transformed.isolate, build_tables, stage_dir, inputs, _limits(settings)
@@ -419,6 +437,9 @@ def transform(
     shutil.rmtree(batch_dir, ignore_errors=True)  # merged into the staged cache
     return transformed
 
+
+#: Where a run whose changed pages gave the published rows writes its per-page cache.
+RESTATED_DIR = "restated"
 
 #: Above this much input (parse batches + cache), the run's DuckDB work (the build, then the
 #: page statistics, the ledger checks and the changed rows) runs in child processes: what
@@ -633,17 +654,20 @@ def runs_table(
     )
 
 
-def carry_over(transformed: Transformed, settings: Settings) -> bool:
-    """True when this run would publish exactly what is published: nothing parsed or deleted,
-    no full refresh, the published tables were built under this run's output key (code,
-    suites, views, settings), and the published files are untouched since they were written.
+def carry_over(
+    transformed: Transformed, settings: Settings, rows_as_published: Callable[[], bool]
+) -> bool:
+    """True when this run would publish exactly what is published: no full refresh, the
+    published tables were built under this run's output key (code, suites, views, settings),
+    the published files are untouched since they were written, and nothing was parsed or
+    deleted, or what was gives the same rows as before (`rows_as_published`, asked last: a
+    page whose bytes changed but not its data, such as a site-wide change of its header).
 
     A damaged or altered output is never carried forward: the run rebuilds everything and
-    says why in a warning.
+    says why in a warning (when no file changed; else it rebuilds anyway).
     """
-    if settings.full_refresh or transformed.files_parsed or transformed.files_deleted:
-        return False
-    if not transformed.keys_match:
+    changed = bool(transformed.files_parsed or transformed.files_deleted)
+    if settings.full_refresh or not transformed.keys_match:
         return False
     published = transformed.previous.runs.filter(pl.col("status") != "validation_failed")
     current = current_version(settings.warehouse)
@@ -656,9 +680,10 @@ def carry_over(transformed: Transformed, settings: Settings) -> bool:
     if problem is None and published_run_id(settings.warehouse) != current.name:
         problem = "the DuckDB file does not open or is not the current version's"
     if problem is not None:
-        transformed.warnings.append(f"rebuilding the published tables: {problem}")
+        if not changed:
+            transformed.warnings.append(f"rebuilding the published tables: {problem}")
         return False
-    return True
+    return not changed or rows_as_published()
 
 
 def carried_over_report(transformed: Transformed, settings: Settings) -> ValidationReport:
@@ -681,22 +706,22 @@ def load(
     transformed: Transformed,
     settings: Settings,
     record: dict[str, object],
-    unchanged: bool = False,
 ) -> Loaded:
     """Finish the staged DuckDB file and Parquet, publish them atomically, and keep rejected
     files quarantined.
 
-    An unchanged run re-stages the published version with only `manifest`, `runs` and
-    `rejected_files` replaced. Safe to retry: every staging step can run twice, a retry after
-    the version or the DuckDB file moved finishes the publish, and one after the commit point
-    (the `current` swap) publishes nothing twice. Steps after the commit point only warn.
+    An unchanged run (`transformed.unchanged`) re-stages the published version with only
+    `manifest`, `runs` and `rejected_files` replaced (and the per-page cache, when changed
+    pages gave the published rows). Safe to retry: every staging step can run twice, a retry
+    after the version or the DuckDB file moved finishes the publish, and one after the commit
+    point (the `current` swap) publishes nothing twice. Steps after the commit point only warn.
     """
     run_id = str(record["run_id"])
     stage_dir = transformed.stage_dir
     current = current_version(settings.warehouse)
     if current is None or current.name != run_id:
         try:
-            _stage(transformed, settings, record, unchanged, stage_dir)
+            _stage(transformed, settings, record, stage_dir)
         except OSError as exc:
             shutil.rmtree(stage_dir, ignore_errors=True)  # give the space back
             raise _staging_error(exc, settings.warehouse) from None
@@ -723,10 +748,10 @@ def _stage(
     transformed: Transformed,
     settings: Settings,
     record: dict[str, object],
-    unchanged: bool,
     stage_dir: Path,
 ) -> None:
     """Add this run's small tables, state and views to the staged version and DuckDB file."""
+    unchanged = transformed.unchanged
     runs = runs_table(transformed.previous.runs, read_run_log(settings.warehouse), record)
     small = {
         "rejected_files": transformed.rejected_files,
@@ -750,7 +775,9 @@ def _stage(
                 shutil.rmtree(leftover)  # a retried load starts afresh
             else:
                 leftover.unlink(missing_ok=True)
-        restage_current(settings.warehouse, stage_dir, arrow, state)
+        restated = transformed.restated
+        cache = {k: restated / f"{k}.parquet" for k in PAGE_KINDS} if restated else {}
+        restage_current(settings.warehouse, stage_dir, arrow, state, cache)
     elif (stage_dir / DUCKDB_FILE).exists():
         # Else a retry after the DuckDB file moved: it was finished before it moved.
         finish_staged(stage_dir, arrow, state, _limits(settings).memory_limit)
@@ -803,7 +830,7 @@ class Steps:
     ] = lambda _e, _s, _r, _p: None
     transform: Callable[..., Transformed] = transform
     validate: Callable[[Transformed, Settings], ValidationReport] = validate
-    load: Callable[[Transformed, Settings, dict[str, object], bool], Loaded] = load
+    load: Callable[[Transformed, Settings, dict[str, object]], Loaded] = load
 
 
 @dataclass
@@ -843,8 +870,7 @@ def run_sequence(
         batches = steps.parse(extracted, settings, run_id, progress)
         transformed = steps.transform(extracted, settings, run_id, batches, progress)
         transformed.warnings[:0] = warnings
-        unchanged = transformed.unchanged
-        if unchanged:  # same inputs, same code and settings: the published tables passed
+        if transformed.unchanged:  # the published tables are this run's: they passed
             report = carried_over_report(transformed, settings)
         else:
             report = steps.validate(transformed, settings)
@@ -857,5 +883,5 @@ def run_sequence(
             record_failed_run(settings, record)
             shutil.rmtree(transformed.stage_dir, ignore_errors=True)  # nothing is published
             raise ValidationFailed(report)
-        loaded = steps.load(transformed, settings, record, unchanged)
+        loaded = steps.load(transformed, settings, record)
     return Outcome(run_id, record, transformed, report, loaded)

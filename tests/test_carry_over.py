@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from authorgraph.pipelines.load.publish import check_outputs
 from authorgraph.pipelines.load.safe_io import UnsafePathError
 from authorgraph.pipelines.load.state import read_state
 from tests.conftest import ROOT, PublishSeeds, run_stages
+from tests.test_concurrency import add_page
 
 
 def runs(settings: Settings) -> list[tuple[str, str]]:
@@ -159,19 +161,33 @@ def test_unreadable_history_refuses_instead_of_starting_over(
         run_stages(settings)
 
 
+def _same_rows(seeds: Path) -> None:
+    with (seeds / "002_928ee7f537c5860a.txt").open("ab") as page:
+        page.write(b"\n")  # new bytes, the same rows: the published tables carry over
+
+
+#: A change that builds new tables (a new page), and one whose rows are the published ones.
+CHANGES = [add_page, _same_rows]
+
+
 def validated_run(settings: Settings) -> tuple[str, stages.Transformed, dict[str, object]]:
     """A run up to its validation (call under the writer lock): what `load` is handed."""
     run_id, started = stages.new_run_id(), datetime.now(UTC)
     transformed = stages.transform(stages.extract(settings), settings, run_id)
-    report = stages.validate(transformed, settings)
+    if transformed.unchanged:  # as run_sequence does
+        report = stages.carried_over_report(transformed, settings)
+    else:
+        report = stages.validate(transformed, settings)
     return run_id, transformed, stages.run_record(run_id, started, transformed, report, settings)
 
 
+@pytest.mark.parametrize("change", CHANGES, ids=["new_rows", "same_rows"])
 def test_a_retried_load_after_the_commit_point_changes_nothing(
-    settings: Settings, publish_seeds: PublishSeeds
+    settings: Settings, publish_seeds: PublishSeeds, change: Callable[[Path], None]
 ) -> None:
     publish_seeds(settings)
     (settings.seeds / "empty.txt").write_bytes(b"")
+    change(settings.seeds)
     with stages.exclusive_run(settings):
         run_id, transformed, record = validated_run(settings)
         stages.load(transformed, settings, record)
@@ -182,11 +198,13 @@ def test_a_retried_load_after_the_commit_point_changes_nothing(
     assert (settings.quarantine_dir / "empty.txt").exists()
 
 
+@pytest.mark.parametrize("change", CHANGES, ids=["new_rows", "same_rows"])
 def test_a_retried_load_before_the_commit_point_stages_afresh(
-    settings: Settings, publish_seeds: PublishSeeds
+    settings: Settings, publish_seeds: PublishSeeds, change: Callable[[Path], None]
 ) -> None:
     publish_seeds(settings)
     (settings.seeds / "empty.txt").write_bytes(b"")
+    change(settings.seeds)
     with stages.exclusive_run(settings):
         run_id, transformed, record = validated_run(settings)
         # A first attempt died after moving its version into place, before the swap.

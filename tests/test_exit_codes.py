@@ -173,6 +173,7 @@ def test_steps_after_publishing_warn_and_a_retried_load_succeeds(
     cli_env: dict[str, str],  # noqa: F811
 ) -> None:
     (published.seeds / "empty.txt").write_bytes(b"")  # rejected: to be copied to quarantine/
+    add_page(published.seeds)  # new rows: the run builds and publishes
     quarantine = published.quarantine_dir
     quarantine.mkdir(exist_ok=True)
     quarantine.chmod(0o555)  # the copy after publishing fails

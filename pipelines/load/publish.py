@@ -269,17 +269,20 @@ def restage_current(
     stage_dir: Path,
     tables: Mapping[str, pa.Table],
     state: Mapping[str, pa.Table],
+    state_files: Mapping[str, Path] | None = None,
 ) -> Path:
     """Stage the published version again with only some tables replaced (a no-change run).
 
     The DuckDB file is copied and the given tables are replaced inside it; every other Parquet
     and state file is hard-linked from the current version, so nothing large is rewritten.
+    `state_files`: state files written already, linked in by name (`<name>.parquet`).
     """
     current = current_version(warehouse)
     if current is None:
         raise WarehouseError(f"nothing published in {warehouse} to carry over")
     make_dir(stage_dir)
-    for folder, replaced in ((PARQUET_DIR, tables), (STATE_DIR, state)):
+    files = state_files or {}
+    for folder, replaced in ((PARQUET_DIR, set(tables)), (STATE_DIR, {*state, *files})):
         target = make_dir(stage_dir / "version" / folder)
         for existing in sorted((current / folder).rglob("*.parquet")):  # parts in subfolders
             relative = existing.relative_to(current / folder)
@@ -289,6 +292,8 @@ def restage_current(
             os.link(existing, target / relative)
     write_parquet(tables, stage_dir / "version" / PARQUET_DIR)
     write_parquet(state, stage_dir / "version" / STATE_DIR, declared=False)
+    for name, path in files.items():
+        os.link(path, stage_dir / "version" / STATE_DIR / f"{name}.parquet")  # kept: a retry
     db_path = stage_dir / DUCKDB_FILE
     shutil.copyfile(warehouse / DUCKDB_FILE, db_path)
     with os_errors(), closing(duckdb.connect(str(db_path))) as con:

@@ -303,6 +303,63 @@ def split_by_prefix(
     }
 
 
+#: The cached rows kept per page (the texts, `variants`, are kept per distinct text).
+PAGE_KINDS = ("page_authors", "page_links")
+
+
+def _batch_rows(batch_dir: Path, kind: str, columns: list[str]) -> str:
+    """SQL reading `columns` of this run's parsed batches' rows of `kind`."""
+    batches = sorted(batch_dir.glob(f"*.{kind}.parquet"))
+    return f"SELECT {', '.join(columns)} FROM {_files_source(batches, CACHE_COLUMNS[kind])}"
+
+
+def _page_rows(inputs: CacheInputs, kind: str) -> str:
+    """SQL for this run's cached rows of `kind`: the parsed batches' and the reused files'
+    (from the previous cache, by file name and hash: registered as `reused_files`)."""
+    columns = list(CACHE_COLUMNS[kind])
+    query = _batch_rows(inputs.batch_dir, kind, columns)
+    if inputs.previous_cache is not None:
+        cached = sql_literal(str(inputs.previous_cache / f"{kind}.parquet"))
+        query += (
+            f" UNION ALL SELECT {', '.join(columns)} FROM read_parquet({cached}) "
+            "SEMI JOIN reused_files USING (file_name, sha256)"
+        )
+    return query
+
+
+def same_rows(inputs: CacheInputs, touched: pa.Table, target: Path, limits: BuildLimits) -> bool:
+    """Whether the pages parsed or deleted in this run (`touched`: their `file_name`s) give
+    exactly the rows the previous cache holds for them: then every table would be built as
+    it is published (a page whose bytes changed but not its data: whitespace, a new header).
+
+    If so, writes this run's cache of per-page rows (the new hashes with the same rows) to
+    `target`/<kind>.parquet, as `write_cache` would, and returns True. The texts' cache is
+    the previous one as it is: a listing's variant id is a hash of its exact text."""
+    if inputs.previous_cache is None:
+        return False
+    old_dir = inputs.previous_cache
+    with scratch_connection(target / "spill", limits) as con:
+        con.register("touched", touched)
+        for kind in PAGE_KINDS:
+            columns = [c for c in CACHE_COLUMNS[kind] if c != "sha256"]
+            new = _batch_rows(inputs.batch_dir, kind, columns)
+            old = (
+                f"SELECT {', '.join(columns)} FROM "
+                f"read_parquet({sql_literal(str(old_dir / f'{kind}.parquet'))}) "
+                "SEMI JOIN touched USING (file_name)"
+            )
+            rows = con.execute(
+                f"SELECT count(*) FROM (({new} EXCEPT ALL {old}) "
+                f"UNION ALL ({old} EXCEPT ALL {new}))"
+            ).fetchall()
+            if rows[0][0]:
+                return False
+        con.register("reused_files", inputs.reused)
+        for kind in PAGE_KINDS:
+            _copy_to(con, _page_rows(inputs, kind), target / f"{kind}.parquet")
+    return True
+
+
 def write_cache(
     con: duckdb.DuckDBPyConnection,
     inputs: CacheInputs,
@@ -317,17 +374,8 @@ def write_cache(
     old = inputs.previous_cache
     con.execute("CREATE SCHEMA IF NOT EXISTS cache")
     con.register("reused_files", inputs.reused)
-    for kind in ("page_authors", "page_links"):
-        columns = CACHE_COLUMNS[kind]
-        batches = sorted(inputs.batch_dir.glob(f"*.{kind}.parquet"))
-        query = f"SELECT * FROM {_files_source(batches, columns)}"
-        if old is not None:
-            query += (
-                f" UNION ALL SELECT {', '.join(columns)} "
-                f"FROM read_parquet({sql_literal(str(old / f'{kind}.parquet'))}) "
-                "SEMI JOIN reused_files USING (file_name, sha256)"
-            )
-        _copy_to(con, query, state_dir / f"{kind}.parquet")
+    for kind in PAGE_KINDS:
+        _copy_to(con, _page_rows(inputs, kind), state_dir / f"{kind}.parquet")
         _view(con, kind, [state_dir / f"{kind}.parquet"])
     con.unregister("reused_files")
     # Each distinct text once (the copies of one variant id are equal), and only those some
