@@ -402,7 +402,9 @@ def transform(
         files_skipped=extracted.skipped,
         keys_match=previous.build_key("output_key") == extracted.keys.output_key,
     )
-    inputs = CacheInputs(batch_dir, previous.cache_dir, _reused_keys(reused))
+    inputs = CacheInputs(
+        batch_dir, previous.cache_dir, _reused_keys(reused), _trusted_tables(transformed, settings)
+    )
     transformed.isolate = input_bytes(inputs) > ISOLATE_BYTES
 
     def rows_as_published() -> bool:
@@ -446,6 +448,15 @@ RESTATED_DIR = "restated"
 #: DuckDB's allocator keeps after a large query is then returned to the system when the child
 #: exits, instead of staying in the run's process through validation and load.
 ISOLATE_BYTES = 64 * 2**20
+
+
+def _trusted_tables(transformed: Transformed, settings: Settings) -> Path | None:
+    """The published version's Parquet folder, if it was built by this code and settings and
+    is intact: a build may take parts of it (`CacheInputs.previous_tables`)."""
+    current = current_version(settings.warehouse)
+    if settings.full_refresh or not transformed.keys_match or current is None:
+        return None
+    return current / PARQUET_DIR if check_outputs(settings.warehouse) is None else None
 
 
 def input_bytes(inputs: CacheInputs) -> int:

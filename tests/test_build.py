@@ -304,3 +304,49 @@ def test_keys_too_large_for_the_memory_limit_are_named_in_comments_not_enforced(
     assert KEYS_NOT_ENFORCED in comments["papers"]
     assert "PRIMARY KEY (author_id, paper_id)" in comments["authorship"]
     assert "FOREIGN KEY (paper_id_a) REFERENCES papers (paper_id)" in comments["paper_review"]
+
+
+def test_review_inputs_compare_the_queues_columns_by_key_and_nothing_else(tmp_path: Path) -> None:
+    """Equal when only columns the queues never read differ; unequal on any change to a
+    title, an abstract (null included), a name, a link, or a row added or gone."""
+    import duckdb
+    import pyarrow.parquet as pq
+
+    from authorgraph.pipelines.transform.build import review_inputs_equal
+
+    base: dict[str, dict[str, list[Any]]] = {
+        "papers": {
+            "paper_id": ["p1", "p2"],
+            "title": ["A", "B"],
+            "source": ["arXiv.org AI", "Venue"],
+            "abstract": ["one two three", None],
+        },
+        "authors": {
+            "author_id": ["a1", "a2"],
+            "display_name": ["Ann Lee", "Bo"],
+            "family_name": ["Lee", None],
+            "given_name": ["Ann", None],
+        },
+        "authorship": {"author_id": ["a1", "a2"], "paper_id": ["p1", "p2"]},
+    }
+
+    def folder(name: str, table: str | None = None, **columns: list[Any]) -> Path:
+        out = tmp_path / name
+        out.mkdir()
+        for t, data in base.items():
+            pq.write_table(pa.table(data | (columns if t == table else {})), out / f"{t}.parquet")
+        return out
+
+    old = folder("old")
+    con = duckdb.connect()
+    same = [folder("source", "papers", source=["elsewhere", "Venue"])]
+    differ = [
+        folder("title", "papers", title=["A", "b"]),
+        folder("abstract", "papers", abstract=["one two three", "now one"]),
+        folder("name", "authors", given_name=["A.", None]),
+        folder("link", "authorship", paper_id=["p2", "p2"]),
+        folder("gone", "papers", **{k: v[:1] for k, v in base["papers"].items()}),
+    ]
+    assert [review_inputs_equal(con, new, old) for new in [old, *same]] == [True, True]
+    assert [review_inputs_equal(con, new, old) for new in differ] == [False] * len(differ)
+    assert review_inputs_equal(con, old, differ[-1]) is False  # a row added

@@ -546,6 +546,60 @@ def test_planted_near_duplicates_are_found(tmp_path: Path) -> None:
         assert score is not None and score >= 0.8
 
 
+def write_crafted_pages(seeds: Path, venue: str = "Venue", edit: str = " changed") -> Path:
+    """Four pages whose papers and authors pair by each reason: a title written twice, two
+    near abstracts (`edit` ends the second; `venue` is its source line), a name with and
+    without accents, and initials."""
+    from authorgraph.transforms.parse import RawPaper, render_author_page
+
+    near = words(0, 40)
+    near_edited = near.rsplit(" ", 1)[0] + edit  # " changed": 37 of 39 3-grams shared, 0.95
+    pages = {
+        "a.txt": ("Pinto, André Susano", [RawPaper("Deep Nets", "arXiv.org AI", words(100, 30))]),
+        "b.txt": ("Pinto, Andre Susano", [RawPaper("deep  NETS", "arXiv.org AI", words(200, 30))]),
+        "c.txt": ("Kavukcuoglu, K.", [RawPaper("Graph Models", "arXiv.org AI", near)]),
+        "d.txt": ("Kavukcuoglu, Koray", [RawPaper("Graph Ideas", venue, near_edited)]),
+    }
+    seeds.mkdir(exist_ok=True)
+    for file_name, (name, listed) in pages.items():
+        (seeds / file_name).write_text(render_author_page(name, listed), encoding="utf-8")
+    return seeds
+
+
+def test_queues_are_the_published_ones_while_their_inputs_are_unchanged(tmp_path: Path) -> None:
+    """A new source line changes `papers` but no title, abstract, name or link: the run
+    rebuilds the tables and takes the published queues as they are (the same files). A new
+    abstract builds them again. Either way they equal a full refresh's."""
+    from authorgraph.pipelines.config import Settings
+    from authorgraph.pipelines.load.publish import run_query
+    from tests.conftest import run_stages
+
+    def queues(warehouse: Path) -> list[object]:
+        return [
+            run_query(warehouse, f"select * from {name} order by all")[1]
+            for name in ("paper_review", "author_review")
+        ]
+
+    def inode(warehouse: Path) -> int:
+        return (warehouse / "parquet" / "paper_review.parquet").stat().st_ino
+
+    settings = Settings(seeds=write_crafted_pages(tmp_path / "seeds"), warehouse=tmp_path / "wh")
+    run_stages(settings)
+    first, first_inode = queues(settings.warehouse), inode(settings.warehouse)
+    assert first[0] and first[1]
+    outcomes: list[tuple[bool, int]] = []
+    for change in ({"venue": "Another Venue"}, {"venue": "Another Venue", "edit": " altered"}):
+        write_crafted_pages(settings.seeds, **change)
+        out = run_stages(settings)
+        assert not out.unchanged  # papers changed: the tables were built
+        fresh = Settings(seeds=settings.seeds, warehouse=tmp_path / f"fresh-{len(outcomes)}")
+        run_stages(fresh)
+        assert queues(settings.warehouse) == queues(fresh.warehouse)
+        outcomes.append((queues(settings.warehouse) == first, inode(settings.warehouse)))
+    assert outcomes[0] == (True, first_inode)  # the published file, linked
+    assert outcomes[1][0] is False and outcomes[1][1] != first_inode  # a new score: rebuilt
+
+
 def test_crafted_pages_show_each_reason_and_nothing_is_merged(tmp_path: Path) -> None:
     """Real page files through the whole run (no Prefect): each reason appears in the
     published queues, every paper and author stays its own row, the docs' queue examples
@@ -555,23 +609,10 @@ def test_crafted_pages_show_each_reason_and_nothing_is_merged(tmp_path: Path) ->
     from authorgraph.pipelines.cli.commands import app
     from authorgraph.pipelines.config import Settings
     from authorgraph.pipelines.load.publish import run_query
-    from authorgraph.transforms.parse import RawPaper, render_author_page
     from tests.conftest import run_stages
     from tests.test_readme_queries import ALL_SQL, NO_ROWS_ON_SEEDS
 
-    near = words(0, 40)
-    near_edited = near.rsplit(" ", 1)[0] + " changed"  # 37 of 39 3-grams shared: 0.95
-    pages = {
-        "a.txt": ("Pinto, André Susano", [RawPaper("Deep Nets", "arXiv.org AI", words(100, 30))]),
-        "b.txt": ("Pinto, Andre Susano", [RawPaper("deep  NETS", "arXiv.org AI", words(200, 30))]),
-        "c.txt": ("Kavukcuoglu, K.", [RawPaper("Graph Models", "arXiv.org AI", near)]),
-        "d.txt": ("Kavukcuoglu, Koray", [RawPaper("Graph Ideas", "Venue", near_edited)]),
-    }
-    seeds = tmp_path / "seeds"
-    seeds.mkdir()
-    for file_name, (name, listed) in pages.items():
-        (seeds / file_name).write_text(render_author_page(name, listed), encoding="utf-8")
-    settings = Settings(seeds=seeds, warehouse=tmp_path / "wh")
+    settings = Settings(seeds=write_crafted_pages(tmp_path / "seeds"), warehouse=tmp_path / "wh")
     run_stages(settings)
 
     def rows(query: str) -> list[tuple[object, ...]]:

@@ -27,6 +27,7 @@ pasted into SQL text.
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -215,6 +216,9 @@ class CacheInputs:
     batch_dir: Path
     previous_cache: Path | None
     reused: pa.Table
+    #: The published tables' Parquet folder when they were built by this code and settings
+    #: and are intact (their review queues can be this run's when their inputs are equal).
+    previous_tables: Path | None = None
 
 
 @contextmanager
@@ -491,6 +495,35 @@ def build_core(
     return counts
 
 
+#: The core tables' columns the review queues are computed from (`review.py`), after each
+#: table's key: `paper_review` from the papers' titles and abstracts, `author_review` from the
+#: authors' names and who wrote what.
+REVIEW_INPUTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "papers": (("paper_id",), ("title", "abstract")),
+    "authors": (("author_id",), ("display_name", "family_name", "given_name")),
+    "authorship": (("author_id", "paper_id"), ()),
+}
+
+
+def review_inputs_equal(con: duckdb.DuckDBPyConnection, new: Path, old: Path) -> bool:
+    """Whether the review queues' inputs (`REVIEW_INPUTS`) in the Parquet folder `new` equal
+    those in `old`, row for row: then the queues built from `old` are `new`'s. Rows are
+    matched by key and their values compared as they are (a join: 0.2 s for 108k papers'
+    texts, where hashing every text for a set difference took 2 s)."""
+    for name, (keys, values) in REVIEW_INPUTS.items():
+        a, b = (sql_literal(str(folder / f"{name}.parquet")) for folder in (new, old))
+        on = " AND ".join(f"a.{k} = b.{k}" for k in keys)
+        differs = [f"a.{keys[0]} IS NULL", f"b.{keys[0]} IS NULL"]
+        differs += [f"a.{v} IS DISTINCT FROM b.{v}" for v in values]
+        rows = con.execute(
+            f"SELECT count(*) FROM read_parquet({a}) AS a FULL JOIN read_parquet({b}) AS b "
+            f"ON {on} WHERE {' OR '.join(differs)}"
+        ).fetchall()
+        if rows[0][0]:
+            return False
+    return True
+
+
 def build_tables(stage_dir: Path, inputs: CacheInputs, limits: BuildLimits) -> Built:
     """Steps 1-3 in `stage_dir` (see the module doc); returns the built tables' row counts
     and each step's seconds."""
@@ -515,14 +548,24 @@ def build_tables(stage_dir: Path, inputs: CacheInputs, limits: BuildLimits) -> B
             )
             con.execute("DROP SCHEMA cache CASCADE")
             shutil.rmtree(split, ignore_errors=True)
-        # The review queues, from the core tables' Parquet (their own bounded DuckDB; the
-        # staged file is closed meanwhile, so the two never hold memory at once).
-        started = time.perf_counter()
-        work = stage_dir / "review"
-        counts.update(
-            build_reviews(version / PARQUET_DIR, work, limits.memory_limit, limits.threads)
-        )
-        shutil.rmtree(work, ignore_errors=True)
+            started = time.perf_counter()
+            same_queues = inputs.previous_tables is not None and review_inputs_equal(
+                con, version / PARQUET_DIR, inputs.previous_tables
+            )
+        # The review queues: the published ones when their inputs are unchanged, else built
+        # from the core tables' Parquet (their own bounded DuckDB; the staged file is closed
+        # meanwhile, so the two never hold memory at once).
+        if same_queues and inputs.previous_tables is not None:
+            for table in REVIEW_TABLES:
+                name = f"{table.name}.parquet"
+                os.link(inputs.previous_tables / name, version / PARQUET_DIR / name)
+                counts[table.name] = pq.read_metadata(version / PARQUET_DIR / name).num_rows
+        else:
+            work = stage_dir / "review"
+            counts.update(
+                build_reviews(version / PARQUET_DIR, work, limits.memory_limit, limits.threads)
+            )
+            shutil.rmtree(work, ignore_errors=True)
         with staging_connection(stage_dir, limits) as con:
             for table in REVIEW_TABLES:
                 # Their foreign keys need the core tables' keys.
