@@ -350,3 +350,31 @@ def test_review_inputs_compare_the_queues_columns_by_key_and_nothing_else(tmp_pa
     assert [review_inputs_equal(con, new, old) for new in [old, *same]] == [True, True]
     assert [review_inputs_equal(con, new, old) for new in differ] == [False] * len(differ)
     assert review_inputs_equal(con, old, differ[-1]) is False  # a row added
+
+
+def test_rows_not_in_gives_each_new_or_changed_row(seeds_warehouse: Path, tmp_path: Path) -> None:
+    """What a re-run's row-level checks see: the rows of each core table whose key is new or
+    whose values changed (nulls included), as a set difference of whole rows gives them."""
+    from authorgraph.pipelines.transform.build import rows_not_in
+
+    published = seeds_warehouse / "current" / "parquet"
+    old = {t.name: published / f"{t.name}.parquet" for t in CORE_TABLES}
+    frames = {name: pl.read_parquet(path) for name, path in old.items()}
+    frames["papers"] = frames["papers"].with_columns(
+        source=pl.when(pl.int_range(pl.len()) == 3).then(pl.lit("Elsewhere")).otherwise("source")
+    )
+    frames["authors"] = frames["authors"].with_columns(
+        given_name=pl.when(pl.int_range(pl.len()) == 0).then(None).otherwise("given_name")
+    )
+    extra = frames["authorship"].head(1).with_columns(paper_id=pl.lit("0" * 16))
+    frames["authorship"] = pl.concat([frames["authorship"].slice(1), extra])
+    new = {table: tmp_path / f"{table}.parquet" for table in frames}
+    for table, frame in frames.items():
+        frame.write_parquet(new[table])
+    got = rows_not_in(new, old, tmp_path / "changed", BuildLimits())
+    for table, frame in frames.items():
+        expected = frame.join(
+            pl.read_parquet(old[table]), on=frame.columns, how="anti", nulls_equal=True
+        )
+        assert expected.height == 1, table  # one row changed or added in each
+        assert_frame_equal(pl.read_parquet(got[table]), expected)

@@ -55,7 +55,7 @@ from authorgraph.pipelines.load.publish import (
     table_ddl,
 )
 from authorgraph.pipelines.transform.review import build_reviews
-from authorgraph.transforms.schema import CORE_TABLES, LEDGER_TABLES, REVIEW_TABLES
+from authorgraph.transforms.schema import CORE_TABLES, LEDGER_TABLES, REVIEW_TABLES, TABLES_BY_NAME
 
 #: Columns of the cached per-page rows (with the content hash they were parsed from).
 CACHE_COLUMNS: dict[str, dict[str, str]] = {
@@ -512,16 +512,23 @@ def review_inputs_equal(con: duckdb.DuckDBPyConnection, new: Path, old: Path) ->
     texts, where hashing every text for a set difference took 2 s)."""
     for name, (keys, values) in REVIEW_INPUTS.items():
         a, b = (sql_literal(str(folder / f"{name}.parquet")) for folder in (new, old))
-        on = " AND ".join(f"a.{k} = b.{k}" for k in keys)
-        differs = [f"a.{keys[0]} IS NULL", f"b.{keys[0]} IS NULL"]
-        differs += [f"a.{v} IS DISTINCT FROM b.{v}" for v in values]
         rows = con.execute(
             f"SELECT count(*) FROM read_parquet({a}) AS a FULL JOIN read_parquet({b}) AS b "
-            f"ON {on} WHERE {' OR '.join(differs)}"
+            f"ON {_same_keys(keys)} WHERE a.{keys[0]} IS NULL OR {_differs(keys, values)}"
         ).fetchall()
         if rows[0][0]:
             return False
     return True
+
+
+def _same_keys(keys: tuple[str, ...]) -> str:
+    """SQL joining rows `a` and `b` on equal `keys`."""
+    return " AND ".join(f"a.{k} = b.{k}" for k in keys)
+
+
+def _differs(keys: tuple[str, ...], values: tuple[str, ...]) -> str:
+    """SQL true when row `a` has no `b` of its keys (a left or full join), or other values."""
+    return " OR ".join([f"b.{keys[0]} IS NULL", *(f"a.{v} IS DISTINCT FROM b.{v}" for v in values)])
 
 
 def build_tables(stage_dir: Path, inputs: CacheInputs, limits: BuildLimits) -> Built:
@@ -602,16 +609,24 @@ def rows_not_in(
     new: dict[str, Path], old: dict[str, Path], out_dir: Path, limits: BuildLimits
 ) -> dict[str, Path]:
     """Per table, a Parquet file of the rows of `new[name]` that are not in `old[name]`
-    (what a re-run changed; row-level checks need to see only these)."""
+    (what a re-run changed; row-level checks need to see only these). Rows are matched by
+    the table's key (unique in `old`: it passed the suites), the rest compared as it is: a
+    set difference hashed every text (1.1 s at 20k pages against 0.2 s). A row equal to one
+    in `old` is left out even when its key repeats in `new` (the uniqueness checks see whole
+    tables): its values passed the row-level checks before."""
     make_dir(out_dir)
     paths = {}
     with scratch_connection(out_dir / "spill", limits) as con:
         for name, path in new.items():
+            table = TABLES_BY_NAME[name]
+            keys = table.primary_key
+            values = tuple(c for c in table.column_names if c not in keys)
             target = out_dir / f"{name}.parquet"
+            a, b = sql_literal(str(path)), sql_literal(str(old[name]))
             con.execute(
-                f"COPY (SELECT * FROM read_parquet({sql_literal(str(path))}) EXCEPT ALL "
-                f"SELECT * FROM read_parquet({sql_literal(str(old[name]))})) "
-                f"TO {sql_literal(str(target))} (FORMAT parquet)"
+                f"COPY (SELECT a.* FROM read_parquet({a}) AS a "
+                f"LEFT JOIN read_parquet({b}) AS b ON {_same_keys(keys)} "
+                f"WHERE {_differs(keys, values)}) TO {sql_literal(str(target))} (FORMAT parquet)"
             )
             paths[name] = target
     return paths
