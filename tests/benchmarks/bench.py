@@ -729,7 +729,7 @@ def print_report(report: Result) -> None:
 
     print("\nissue 10 and 12's targets:")
     head = ("target", "measured", "goal", "pandas", "polars", "floor", "met?")
-    widths = (42, 9, 32, 13, 13, 13, 4)
+    widths = (52, 9, 32, 13, 13, 13, 4)
     lines = [head, tuple("-" * w for w in widths)]
     notes = []
     for t in report["targets"]:
@@ -737,6 +737,7 @@ def print_report(report: Result) -> None:
         measured = "-" if value is None else f"{value:.2f}"
         if "note" in t:
             notes.append(f"  {t['target']}: {t['note']}")
+        if value is None:
             measured = "n/m"
         met = {True: "yes", False: "NO", None: "-"}[t["met"]]
         peers = (t.get(k) or "-" for k in ("pandas", "polars", "floor"))
