@@ -306,13 +306,13 @@ def test_keys_too_large_for_the_memory_limit_are_named_in_comments_not_enforced(
     assert "FOREIGN KEY (paper_id_a) REFERENCES papers (paper_id)" in comments["paper_review"]
 
 
-def test_review_inputs_compare_the_queues_columns_by_key_and_nothing_else(tmp_path: Path) -> None:
-    """Equal when only columns the queues never read differ; unequal on any change to a
-    title, an abstract (null included), a name, a link, or a row added or gone."""
+def test_each_queue_is_unchanged_while_the_columns_it_reads_are(tmp_path: Path) -> None:
+    """A queue is unchanged when only columns it never reads differ; any change to a title,
+    an abstract (null included), a name, a link, or a row added or gone changes its own."""
     import duckdb
     import pyarrow.parquet as pq
 
-    from authorgraph.pipelines.transform.build import review_inputs_equal
+    from authorgraph.pipelines.transform.build import unchanged_queues
 
     base: dict[str, dict[str, list[Any]]] = {
         "papers": {
@@ -339,17 +339,20 @@ def test_review_inputs_compare_the_queues_columns_by_key_and_nothing_else(tmp_pa
 
     old = folder("old")
     con = duckdb.connect()
-    same = [folder("source", "papers", source=["elsewhere", "Venue"])]
-    differ = [
-        folder("title", "papers", title=["A", "b"]),
-        folder("abstract", "papers", abstract=["one two three", "now one"]),
-        folder("name", "authors", given_name=["A.", None]),
-        folder("link", "authorship", paper_id=["p2", "p2"]),
-        folder("gone", "papers", **{k: v[:1] for k, v in base["papers"].items()}),
-    ]
-    assert [review_inputs_equal(con, new, old) for new in [old, *same]] == [True, True]
-    assert [review_inputs_equal(con, new, old) for new in differ] == [False] * len(differ)
-    assert review_inputs_equal(con, old, differ[-1]) is False  # a row added
+    both, papers, authors = {"paper_review", "author_review"}, {"paper_review"}, {"author_review"}
+    cases: dict[str, tuple[set[str], tuple[str, dict[str, list[Any]]]]] = {
+        "source": (both, ("papers", {"source": ["elsewhere", "Venue"]})),
+        "title": (authors, ("papers", {"title": ["A", "b"]})),
+        "abstract": (authors, ("papers", {"abstract": ["one two three", "now one"]})),
+        "name": (papers, ("authors", {"given_name": ["A.", None]})),
+        "link": (papers, ("authorship", {"paper_id": ["p2", "p2"]})),
+        "gone": (authors, ("papers", {k: v[:1] for k, v in base["papers"].items()})),
+    }
+    assert unchanged_queues(con, old, old) == both
+    for case, (expected, (table, columns)) in cases.items():
+        new = folder(case, table, **columns)
+        assert unchanged_queues(con, new, old) == expected, case
+        assert unchanged_queues(con, old, new) == expected, case  # a row added, or back
 
 
 def test_rows_not_in_gives_each_new_or_changed_row(seeds_warehouse: Path, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 import sys
@@ -546,7 +547,13 @@ def test_planted_near_duplicates_are_found(tmp_path: Path) -> None:
         assert score is not None and score >= 0.8
 
 
-def write_crafted_pages(seeds: Path, venue: str = "Venue", edit: str = " changed") -> Path:
+def write_crafted_pages(
+    seeds: Path,
+    venue: str = "Venue",
+    edit: str = " changed",
+    koray: str = "Koray",
+    title: str = "Graph Ideas",
+) -> Path:
     """Four pages whose papers and authors pair by each reason: a title written twice, two
     near abstracts (`edit` ends the second; `venue` is its source line), a name with and
     without accents, and initials."""
@@ -558,7 +565,7 @@ def write_crafted_pages(seeds: Path, venue: str = "Venue", edit: str = " changed
         "a.txt": ("Pinto, André Susano", [RawPaper("Deep Nets", "arXiv.org AI", words(100, 30))]),
         "b.txt": ("Pinto, Andre Susano", [RawPaper("deep  NETS", "arXiv.org AI", words(200, 30))]),
         "c.txt": ("Kavukcuoglu, K.", [RawPaper("Graph Models", "arXiv.org AI", near)]),
-        "d.txt": ("Kavukcuoglu, Koray", [RawPaper("Graph Ideas", venue, near_edited)]),
+        "d.txt": (f"Kavukcuoglu, {koray}", [RawPaper(title, venue, near_edited)]),
     }
     seeds.mkdir(exist_ok=True)
     for file_name, (name, listed) in pages.items():
@@ -568,36 +575,46 @@ def write_crafted_pages(seeds: Path, venue: str = "Venue", edit: str = " changed
 
 def test_queues_are_the_published_ones_while_their_inputs_are_unchanged(tmp_path: Path) -> None:
     """A new source line changes `papers` but no title, abstract, name or link: the run
-    rebuilds the tables and takes the published queues as they are (the same files). A new
-    abstract builds them again. Either way they equal a full refresh's."""
-    from authorgraph.pipelines.config import Settings
-    from authorgraph.pipelines.load.publish import run_query
-    from tests.conftest import run_stages
+    rebuilds the tables and takes both published queues as they are (the same files). A new
+    name builds `author_review` alone; a title in new case, `paper_review` alone; a new
+    abstract (a new paper id, so new links) both. Each time both equal a full refresh's."""
+    import duckdb
 
-    def queues(warehouse: Path) -> list[object]:
+    from authorgraph.pipelines.config import Settings
+    from tests.conftest import run_stages, transform_only
+
+    names = ("paper_review", "author_review")
+
+    def queues(folder: Path) -> list[object]:
+        con = duckdb.connect()
         return [
-            run_query(warehouse, f"select * from {name} order by all")[1]
-            for name in ("paper_review", "author_review")
+            con.execute(f"select * from '{folder / n}.parquet' order by all").fetchall()
+            for n in names
         ]
 
-    def inode(warehouse: Path) -> int:
-        return (warehouse / "parquet" / "paper_review.parquet").stat().st_ino
+    def inodes(warehouse: Path) -> tuple[int, ...]:
+        return tuple((warehouse / "parquet" / f"{n}.parquet").stat().st_ino for n in names)
 
     settings = Settings(seeds=write_crafted_pages(tmp_path / "seeds"), warehouse=tmp_path / "wh")
     run_stages(settings)
-    first, first_inode = queues(settings.warehouse), inode(settings.warehouse)
-    assert first[0] and first[1]
-    outcomes: list[tuple[bool, int]] = []
-    for change in ({"venue": "Another Venue"}, {"venue": "Another Venue", "edit": " altered"}):
+    published = settings.warehouse / "parquet"
+    assert all(queues(published))
+    changes = [  # each on top of the last; which queue keeps its file
+        ({"venue": "Another Venue"}, (True, True)),
+        ({"venue": "Another Venue", "koray": "Korey"}, (True, False)),
+        # the same paper id (titles are casefolded for it), a new stored title
+        ({"venue": "Another Venue", "koray": "Korey", "title": "GRAPH Ideas"}, (False, True)),
+        ({"koray": "Korey", "edit": " altered"}, (False, False)),  # a new paper id
+    ]
+    for change, kept in changes:
+        before = inodes(settings.warehouse)
         write_crafted_pages(settings.seeds, **change)
         out = run_stages(settings)
-        assert not out.unchanged  # papers changed: the tables were built
-        fresh = Settings(seeds=settings.seeds, warehouse=tmp_path / f"fresh-{len(outcomes)}")
-        run_stages(fresh)
-        assert queues(settings.warehouse) == queues(fresh.warehouse)
-        outcomes.append((queues(settings.warehouse) == first, inode(settings.warehouse)))
-    assert outcomes[0] == (True, first_inode)  # the published file, linked
-    assert outcomes[1][0] is False and outcomes[1][1] != first_inode  # a new score: rebuilt
+        assert not out.unchanged  # rows changed: the tables were built
+        fresh = transform_only(dataclasses.replace(settings, full_refresh=True))
+        assert queues(published) == queues(fresh.stage_dir / "version" / "parquet"), change
+        after = inodes(settings.warehouse)
+        assert tuple(a == b for a, b in zip(after, before, strict=True)) == kept, change
 
 
 def test_crafted_pages_show_each_reason_and_nothing_is_merged(tmp_path: Path) -> None:

@@ -495,30 +495,36 @@ def build_core(
     return counts
 
 
-#: The core tables' columns the review queues are computed from (`review.py`), after each
-#: table's key: `paper_review` from the papers' titles and abstracts, `author_review` from the
-#: authors' names and who wrote what.
-REVIEW_INPUTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "papers": (("paper_id",), ("title", "abstract")),
-    "authors": (("author_id",), ("display_name", "family_name", "given_name")),
-    "authorship": (("author_id", "paper_id"), ()),
+#: What each review queue is computed from (`review.py`): per core table, its key and the
+#: columns read. `paper_review` from the papers' titles and abstracts, `author_review` from
+#: the authors' names and who wrote what.
+REVIEW_INPUTS: dict[str, dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
+    "paper_review": {"papers": (("paper_id",), ("title", "abstract"))},
+    "author_review": {
+        "authors": (("author_id",), ("display_name", "family_name", "given_name")),
+        "authorship": (("author_id", "paper_id"), ()),
+    },
 }
 
 
-def review_inputs_equal(con: duckdb.DuckDBPyConnection, new: Path, old: Path) -> bool:
-    """Whether the review queues' inputs (`REVIEW_INPUTS`) in the Parquet folder `new` equal
-    those in `old`, row for row: then the queues built from `old` are `new`'s. Rows are
-    matched by key and their values compared as they are (a join: 0.2 s for 108k papers'
-    texts, where hashing every text for a set difference took 2 s)."""
-    for name, (keys, values) in REVIEW_INPUTS.items():
-        a, b = (sql_literal(str(folder / f"{name}.parquet")) for folder in (new, old))
-        rows = con.execute(
-            f"SELECT count(*) FROM read_parquet({a}) AS a FULL JOIN read_parquet({b}) AS b "
-            f"ON {_same_keys(keys)} WHERE a.{keys[0]} IS NULL OR {_differs(keys, values)}"
-        ).fetchall()
-        if rows[0][0]:
-            return False
-    return True
+def unchanged_queues(con: duckdb.DuckDBPyConnection, new: Path, old: Path) -> set[str]:
+    """The review queues whose inputs (`REVIEW_INPUTS`) in the Parquet folder `new` equal
+    those in `old`, row for row: the queues built from `old` are `new`'s. Rows are matched
+    by key and their values compared as they are (a join: 0.2 s for 108k papers' texts,
+    where hashing every text for a set difference took 2 s)."""
+    same = set()
+    for queue, inputs in REVIEW_INPUTS.items():
+        for name, (keys, values) in inputs.items():
+            a, b = (sql_literal(str(folder / f"{name}.parquet")) for folder in (new, old))
+            rows = con.execute(
+                f"SELECT count(*) FROM read_parquet({a}) AS a FULL JOIN read_parquet({b}) AS b "
+                f"ON {_same_keys(keys)} WHERE a.{keys[0]} IS NULL OR {_differs(keys, values)}"
+            ).fetchall()
+            if rows[0][0]:
+                break
+        else:
+            same.add(queue)
+    return same
 
 
 def _same_keys(keys: tuple[str, ...]) -> str:
@@ -556,21 +562,20 @@ def build_tables(stage_dir: Path, inputs: CacheInputs, limits: BuildLimits) -> B
             con.execute("DROP SCHEMA cache CASCADE")
             shutil.rmtree(split, ignore_errors=True)
             started = time.perf_counter()
-            same_queues = inputs.previous_tables is not None and review_inputs_equal(
-                con, version / PARQUET_DIR, inputs.previous_tables
-            )
-        # The review queues: the published ones when their inputs are unchanged, else built
+            previous = inputs.previous_tables
+            same = unchanged_queues(con, version / PARQUET_DIR, previous) if previous else set()
+        # The review queues: the published ones whose inputs are unchanged, the others built
         # from the core tables' Parquet (their own bounded DuckDB; the staged file is closed
         # meanwhile, so the two never hold memory at once).
-        if same_queues and inputs.previous_tables is not None:
-            for table in REVIEW_TABLES:
-                name = f"{table.name}.parquet"
-                os.link(inputs.previous_tables / name, version / PARQUET_DIR / name)
-                counts[table.name] = pq.read_metadata(version / PARQUET_DIR / name).num_rows
-        else:
+        for name in same:
+            assert previous is not None
+            file = version / PARQUET_DIR / f"{name}.parquet"
+            os.link(previous / file.name, file)
+            counts[name] = pq.read_metadata(file).num_rows
+        if rebuild := tuple(t.name for t in REVIEW_TABLES if t.name not in same):
             work = stage_dir / "review"
-            counts.update(
-                build_reviews(version / PARQUET_DIR, work, limits.memory_limit, limits.threads)
+            counts |= build_reviews(
+                version / PARQUET_DIR, work, limits.memory_limit, limits.threads, queues=rebuild
             )
             shutil.rmtree(work, ignore_errors=True)
         with staging_connection(stage_dir, limits) as con:

@@ -771,71 +771,91 @@ def _connection(
         yield con
 
 
+def lit(path: Path) -> str:
+    """A path as an SQL string literal."""
+    return sql_literal(str(path))
+
+
 def build_reviews(
     parquet_dir: Path,
     work_dir: Path,
     memory_limit: str = "512MB",
     threads: int = 2,
     big_paper: int = BIG_PAPER_AUTHORS,
+    queues: tuple[str, ...] = (PAPER_REVIEW.name, AUTHOR_REVIEW.name),
 ) -> dict[str, int]:
-    """Write `paper_review.parquet` and `author_review.parquet` into `parquet_dir` from its
-    papers, authors and authorship (left unchanged); returns the queues' row counts.
-    `big_paper`: see `_shared_coauthors_sql` (tests lower it to take the big papers' path)."""
+    """Write `paper_review.parquet` and `author_review.parquet` (those named in `queues`)
+    into `parquet_dir` from its papers, authors and authorship (left unchanged); returns
+    their row counts. `big_paper`: see `_shared_coauthors_sql` (tests lower it to take the
+    big papers' path)."""
     work = make_dir(work_dir)
     papers, authors = parquet_dir / "papers.parquet", parquet_dir / "authors.parquet"
-    write_title_keys(papers, work / "title_keys.parquet")
-    write_band_keys(papers, work / "bands", work / "fingerprints.parquet", threads)
-    write_name_keys(authors, work / "name_keys.parquet")
-
-    def lit(path: Path) -> str:
-        return sql_literal(str(path))
+    counts: dict[str, int] = {}
 
     try:
-        with _connection(work, memory_limit, threads) as con:
-            banded = work / "near_banded.parquet"
-            near_pairs(con, work / "bands", banded)
-            near = work / "near_pairs.parquet"
-            prune_near(con, lit(banded), lit(work / "fingerprints.parquet"), near)
-            candidates = work / "paper_candidates.parquet"
-            sql = _paper_candidates_sql(lit(papers), lit(work / "title_keys.parquet"), lit(near))
-            with _one_thread(con):
-                con.execute(f"COPY ({sql}) TO {lit(candidates)} (FORMAT parquet)")
-            scored = work / "paper_scored.parquet"
-            # How many papers the candidates name, to size the parts: HyperLogLog's estimate
-            # (a few percent off, in fixed memory). The exact distinct count ran out of 512MB
-            # at 2M pages (18.1M candidates naming about 10M papers).
-            rows = con.execute(
-                f"""SELECT approx_count_distinct(paper_id) FROM (
-                    SELECT paper_id_a AS paper_id FROM read_parquet({lit(candidates)})
-                    UNION ALL SELECT paper_id_b FROM read_parquet({lit(candidates)}))"""
-            ).fetchall()
-            papers_named = int(rows[0][0] * (1 + APPROX_MARGIN))
-            parts = score_parts(papers_named, memory_limit, mean_abstract_bytes(papers))
-            # From here on this process holds Python's share (the scored abstracts, then what
-            # they leave behind), so DuckDB gets the rest of the limit, not all of it: with
-            # the whole limit on top, the process peaked 0.96 GiB at 200k pages and 512MB.
-            rest = int(limit_bytes(memory_limit) * (1 - SCORE_SHARE)) >> 20
-            con.execute(f"SET memory_limit = '{max(rest, 16)}MB'")
-            score_papers(con, lit(papers), lit(candidates), scored, parts, max(threads, 1))
-            counts = {
-                PAPER_REVIEW.name: _write_sorted(
+        if PAPER_REVIEW.name in queues:
+            write_title_keys(papers, work / "title_keys.parquet")
+            write_band_keys(papers, work / "bands", work / "fingerprints.parquet", threads)
+            with _connection(work, memory_limit, threads) as con:
+                counts |= _paper_review(con, parquet_dir, work, memory_limit, threads)
+        if AUTHOR_REVIEW.name in queues:
+            write_name_keys(authors, work / "name_keys.parquet")
+            with _connection(work, memory_limit, threads) as con:
+                pairs = _author_pairs_sql(lit(work / "name_keys.parquet"))
+                con.execute(f"CREATE TEMP TABLE author_pairs AS {pairs}")
+                counts[AUTHOR_REVIEW.name] = _write_sorted(
                     con,
-                    f"SELECT * FROM read_parquet({lit(scored)}) ORDER BY paper_id_a, paper_id_b",
-                    PAPER_REVIEW,
-                    parquet_dir / f"{PAPER_REVIEW.name}.parquet",
+                    _shared_coauthors_sql(lit(parquet_dir / "authorship.parquet"), big_paper),
+                    AUTHOR_REVIEW,
+                    parquet_dir / f"{AUTHOR_REVIEW.name}.parquet",
                 )
-            }
-            pairs = _author_pairs_sql(lit(work / "name_keys.parquet"))
-            con.execute(f"CREATE TEMP TABLE author_pairs AS {pairs}")
-            counts[AUTHOR_REVIEW.name] = _write_sorted(
-                con,
-                _shared_coauthors_sql(lit(parquet_dir / "authorship.parquet"), big_paper),
-                AUTHOR_REVIEW,
-                parquet_dir / f"{AUTHOR_REVIEW.name}.parquet",
-            )
     except duckdb.OutOfMemoryException:
         raise MemoryLimitReached(
             f"DuckDB needed more than its {memory_limit} memory limit to build the review "
             "queues; raise AUTHORGRAPH_MEMORY_LIMIT"
         ) from None
     return counts
+
+
+def _paper_review(
+    con: duckdb.DuckDBPyConnection,
+    parquet_dir: Path,
+    work: Path,
+    memory_limit: str,
+    threads: int,
+) -> dict[str, int]:
+    """`paper_review.parquet` from the papers and the keys written in `work`; its rows."""
+    papers = parquet_dir / "papers.parquet"
+
+    banded = work / "near_banded.parquet"
+    near_pairs(con, work / "bands", banded)
+    near = work / "near_pairs.parquet"
+    prune_near(con, lit(banded), lit(work / "fingerprints.parquet"), near)
+    candidates = work / "paper_candidates.parquet"
+    sql = _paper_candidates_sql(lit(papers), lit(work / "title_keys.parquet"), lit(near))
+    with _one_thread(con):
+        con.execute(f"COPY ({sql}) TO {lit(candidates)} (FORMAT parquet)")
+    scored = work / "paper_scored.parquet"
+    # How many papers the candidates name, to size the parts: HyperLogLog's estimate
+    # (a few percent off, in fixed memory). The exact distinct count ran out of 512MB
+    # at 2M pages (18.1M candidates naming about 10M papers).
+    rows = con.execute(
+        f"""SELECT approx_count_distinct(paper_id) FROM (
+            SELECT paper_id_a AS paper_id FROM read_parquet({lit(candidates)})
+            UNION ALL SELECT paper_id_b FROM read_parquet({lit(candidates)}))"""
+    ).fetchall()
+    papers_named = int(rows[0][0] * (1 + APPROX_MARGIN))
+    parts = score_parts(papers_named, memory_limit, mean_abstract_bytes(papers))
+    # From here on this process holds Python's share (the scored abstracts, then what
+    # they leave behind), so DuckDB gets the rest of the limit, not all of it: with
+    # the whole limit on top, the process peaked 0.96 GiB at 200k pages and 512MB.
+    rest = int(limit_bytes(memory_limit) * (1 - SCORE_SHARE)) >> 20
+    con.execute(f"SET memory_limit = '{max(rest, 16)}MB'")
+    score_papers(con, lit(papers), lit(candidates), scored, parts, max(threads, 1))
+    rows_written = _write_sorted(
+        con,
+        f"SELECT * FROM read_parquet({lit(scored)}) ORDER BY paper_id_a, paper_id_b",
+        PAPER_REVIEW,
+        parquet_dir / f"{PAPER_REVIEW.name}.parquet",
+    )
+    return {PAPER_REVIEW.name: rows_written}
