@@ -232,7 +232,7 @@ class ValidationReport:
     def headline(self) -> str:
         """`passed (N expectations)` or `FAILED (k of N expectations)`."""
         if self.carried_over:
-            return f"unchanged inputs: the last run's pass stands ({self.evaluated} expectations)"
+            return f"tables unchanged: the last run's pass stands ({self.evaluated} expectations)"
         if self.success:
             return f"passed ({self.evaluated} expectations)"
         return f"FAILED ({len(self.failures)} of {self.evaluated} expectations)"

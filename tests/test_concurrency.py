@@ -185,4 +185,5 @@ def test_two_runs_at_once_one_waits_or_stops_cleanly(
     out, err = waiting.communicate(timeout=300)
     assert waiting.returncode == 0, err
     assert "0 parsed, 5 unchanged and reused" in out
+    assert "validation: tables unchanged: the last run's pass stands" in out
     assert counts(warehouse) == (5, 25, 33)
