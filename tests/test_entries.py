@@ -291,6 +291,12 @@ def test_cli_unreadable_files_links_and_fifos_never_stop_the_run(
         "passwd.txt": "UNSAFE_LINK",
     }
     assert authors == (5,)
+    # Unreadable files are read again on every run; while they stay so, their rows (none)
+    # are unchanged, so the run carries the published tables over instead of rebuilding.
+    result = authorgraph(*args, "--strict", "--max-file-bytes", "20000", env=cli_env, wrap=NO_DAC)
+    assert result.returncode == 3, result.stderr
+    assert "(2 parsed, 5 unchanged and reused" in result.stdout
+    assert "validation: tables unchanged" in result.stdout
     # Fixed permissions load on the next run, though size and mtime did not change; the
     # FIFO is only skipped, so --strict has nothing to complain about.
     locked.chmod(0o644)
