@@ -290,7 +290,7 @@ class Transformed:
     validation: list[ExpectationResult] = field(default_factory=list)
     files_skipped: int = 0
     keys_match: bool = False  # the published tables were built under this run's output key
-    unchanged: bool = False  # the intact published tables are this run's (see `carry_over`)
+    unchanged: bool = False  # the intact published tables are this run's (see `transform`)
     #: When changed pages gave the published rows: this run's per-page cache (their new hashes).
     restated: Path | None = None
     isolate: bool = False  # large input: DuckDB work runs in child processes (`in_child`)
@@ -353,7 +353,8 @@ def transform(
     `batches`: the changed files already parsed elsewhere into this run's staging folder (the
     flow fans parsing out over its task runner); without it they are parsed here, and
     `progress` hears of each parsed batch. Nothing is built when the run would publish
-    exactly what is published (see `carry_over`).
+    exactly what is published: the published version is trusted (`trusted_version`) and
+    nothing was parsed or deleted, or what was gives the same rows (`same_rows`).
     """
     now = datetime.now(UTC)
     previous = extracted.previous
@@ -402,12 +403,14 @@ def transform(
         files_skipped=extracted.skipped,
         keys_match=previous.build_key("output_key") == extracted.keys.output_key,
     )
-    inputs = CacheInputs(
-        batch_dir, previous.cache_dir, _reused_keys(reused), _trusted_tables(transformed, settings)
-    )
+    trusted = trusted_version(transformed, settings)
+    published_tables = trusted / PARQUET_DIR if trusted is not None else None
+    inputs = CacheInputs(batch_dir, previous.cache_dir, _reused_keys(reused), published_tables)
     transformed.isolate = input_bytes(inputs) > ISOLATE_BYTES
 
     def rows_as_published() -> bool:
+        """Whether the pages parsed or deleted give the rows the published cache holds
+        (a page whose bytes changed but not its data: whitespace, a site-wide header)."""
         touched = [f.ref.name for f in to_parse] + list(extracted.deleted)
         names = pa.Table.from_arrays([arrow_array(touched, pa.string())], names=["file_name"])
         target = stage_dir / RESTATED_DIR
@@ -420,7 +423,8 @@ def transform(
         transformed.restated = target if same else None
         return same
 
-    transformed.unchanged = carry_over(transformed, settings, rows_as_published)
+    changed = bool(transformed.files_parsed or transformed.files_deleted)
+    transformed.unchanged = trusted is not None and (not changed or rows_as_published())
     if transformed.unchanged:
         children.release()  # nothing to validate
         transformed.counts = _published_counts(transformed)
@@ -448,15 +452,6 @@ RESTATED_DIR = "restated"
 #: DuckDB's allocator keeps after a large query is then returned to the system when the child
 #: exits, instead of staying in the run's process through validation and load.
 ISOLATE_BYTES = 64 * 2**20
-
-
-def _trusted_tables(transformed: Transformed, settings: Settings) -> Path | None:
-    """The published version's Parquet folder, if it was built by this code and settings and
-    is intact: a build may take parts of it (`CacheInputs.previous_tables`)."""
-    current = current_version(settings.warehouse)
-    if settings.full_refresh or not transformed.keys_match or current is None:
-        return None
-    return current / PARQUET_DIR if check_outputs(settings.warehouse) is None else None
 
 
 def input_bytes(inputs: CacheInputs) -> int:
@@ -665,25 +660,22 @@ def runs_table(
     )
 
 
-def carry_over(
-    transformed: Transformed, settings: Settings, rows_as_published: Callable[[], bool]
-) -> bool:
-    """True when this run would publish exactly what is published: no full refresh, the
-    published tables were built under this run's output key (code, suites, views, settings),
-    the published files are untouched since they were written, and nothing was parsed or
-    deleted, or what was gives the same rows as before (`rows_as_published`, asked last: a
-    page whose bytes changed but not its data, such as a site-wide change of its header).
+def trusted_version(transformed: Transformed, settings: Settings) -> Path | None:
+    """The published version, if this run may take its tables as they are: no full refresh,
+    built under this run's output key (code, suites, views, settings), and its files
+    untouched since they were written. A run takes all of them when nothing was parsed or
+    deleted, or when what was gives the same rows (see `transform`); the build takes the
+    review queues whose inputs are unchanged.
 
-    A damaged or altered output is never carried forward: the run rebuilds everything and
-    says why in a warning (when no file changed; else it rebuilds anyway).
+    A damaged or altered output is never trusted: the run rebuilds everything and, when no
+    file changed (so it would have carried the tables over), says why in a warning.
     """
-    changed = bool(transformed.files_parsed or transformed.files_deleted)
     if settings.full_refresh or not transformed.keys_match:
-        return False
+        return None
     published = transformed.previous.runs.filter(pl.col("status") != "validation_failed")
     current = current_version(settings.warehouse)
     if published.is_empty() or current is None:
-        return False
+        return None
     problem = check_outputs(settings.warehouse)
     # The DuckDB file and the run state must come from the same run (a crash between their
     # two renames leaves them apart: then rebuild rather than trust either). Opening it also
@@ -691,10 +683,10 @@ def carry_over(
     if problem is None and published_run_id(settings.warehouse) != current.name:
         problem = "the DuckDB file does not open or is not the current version's"
     if problem is not None:
-        if not changed:
+        if not (transformed.files_parsed or transformed.files_deleted):
             transformed.warnings.append(f"rebuilding the published tables: {problem}")
-        return False
-    return not changed or rows_as_published()
+        return None
+    return current
 
 
 def carried_over_report(transformed: Transformed, settings: Settings) -> ValidationReport:

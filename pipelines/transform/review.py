@@ -771,7 +771,7 @@ def _connection(
         yield con
 
 
-def lit(path: Path) -> str:
+def _lit(path: Path) -> str:
     """A path as an SQL string literal."""
     return sql_literal(str(path))
 
@@ -797,15 +797,17 @@ def build_reviews(
             write_title_keys(papers, work / "title_keys.parquet")
             write_band_keys(papers, work / "bands", work / "fingerprints.parquet", threads)
             with _connection(work, memory_limit, threads) as con:
-                counts |= _paper_review(con, parquet_dir, work, memory_limit, threads)
+                counts[PAPER_REVIEW.name] = _paper_review(
+                    con, parquet_dir, work, memory_limit, threads
+                )
         if AUTHOR_REVIEW.name in queues:
             write_name_keys(authors, work / "name_keys.parquet")
             with _connection(work, memory_limit, threads) as con:
-                pairs = _author_pairs_sql(lit(work / "name_keys.parquet"))
+                pairs = _author_pairs_sql(_lit(work / "name_keys.parquet"))
                 con.execute(f"CREATE TEMP TABLE author_pairs AS {pairs}")
                 counts[AUTHOR_REVIEW.name] = _write_sorted(
                     con,
-                    _shared_coauthors_sql(lit(parquet_dir / "authorship.parquet"), big_paper),
+                    _shared_coauthors_sql(_lit(parquet_dir / "authorship.parquet"), big_paper),
                     AUTHOR_REVIEW,
                     parquet_dir / f"{AUTHOR_REVIEW.name}.parquet",
                 )
@@ -823,26 +825,26 @@ def _paper_review(
     work: Path,
     memory_limit: str,
     threads: int,
-) -> dict[str, int]:
+) -> int:
     """`paper_review.parquet` from the papers and the keys written in `work`; its rows."""
     papers = parquet_dir / "papers.parquet"
 
     banded = work / "near_banded.parquet"
     near_pairs(con, work / "bands", banded)
     near = work / "near_pairs.parquet"
-    prune_near(con, lit(banded), lit(work / "fingerprints.parquet"), near)
+    prune_near(con, _lit(banded), _lit(work / "fingerprints.parquet"), near)
     candidates = work / "paper_candidates.parquet"
-    sql = _paper_candidates_sql(lit(papers), lit(work / "title_keys.parquet"), lit(near))
+    sql = _paper_candidates_sql(_lit(papers), _lit(work / "title_keys.parquet"), _lit(near))
     with _one_thread(con):
-        con.execute(f"COPY ({sql}) TO {lit(candidates)} (FORMAT parquet)")
+        con.execute(f"COPY ({sql}) TO {_lit(candidates)} (FORMAT parquet)")
     scored = work / "paper_scored.parquet"
     # How many papers the candidates name, to size the parts: HyperLogLog's estimate
     # (a few percent off, in fixed memory). The exact distinct count ran out of 512MB
     # at 2M pages (18.1M candidates naming about 10M papers).
     rows = con.execute(
         f"""SELECT approx_count_distinct(paper_id) FROM (
-            SELECT paper_id_a AS paper_id FROM read_parquet({lit(candidates)})
-            UNION ALL SELECT paper_id_b FROM read_parquet({lit(candidates)}))"""
+            SELECT paper_id_a AS paper_id FROM read_parquet({_lit(candidates)})
+            UNION ALL SELECT paper_id_b FROM read_parquet({_lit(candidates)}))"""
     ).fetchall()
     papers_named = int(rows[0][0] * (1 + APPROX_MARGIN))
     parts = score_parts(papers_named, memory_limit, mean_abstract_bytes(papers))
@@ -851,11 +853,10 @@ def _paper_review(
     # the whole limit on top, the process peaked 0.96 GiB at 200k pages and 512MB.
     rest = int(limit_bytes(memory_limit) * (1 - SCORE_SHARE)) >> 20
     con.execute(f"SET memory_limit = '{max(rest, 16)}MB'")
-    score_papers(con, lit(papers), lit(candidates), scored, parts, max(threads, 1))
-    rows_written = _write_sorted(
+    score_papers(con, _lit(papers), _lit(candidates), scored, parts, max(threads, 1))
+    return _write_sorted(
         con,
-        f"SELECT * FROM read_parquet({lit(scored)}) ORDER BY paper_id_a, paper_id_b",
+        f"SELECT * FROM read_parquet({_lit(scored)}) ORDER BY paper_id_a, paper_id_b",
         PAPER_REVIEW,
         parquet_dir / f"{PAPER_REVIEW.name}.parquet",
     )
-    return {PAPER_REVIEW.name: rows_written}
