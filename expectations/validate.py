@@ -6,7 +6,10 @@ GX context (nothing is written outside the Data Docs folder). A table arrives as
 
 - row-level expectations (each row judged alone: not null, type, regex, lengths, value sets...)
   run on chunks of at most `chunk_rows` rows of only the columns they name, read with
-  `ParquetFile.iter_batches`; with `changed=`, only on the changed rows of that table;
+  `ParquetFile.iter_batches`; with `changed=`, only on the changed rows of that table. Rows of
+  more than `CHUNK_BYTES` go to GX a column at a time: GX copies the frame it is given, every
+  column of it, for each metric it filters (the rows not null, the unexpected ones), so a
+  papers chunk with its abstracts was copied again for each check of its titles;
 - set-level expectations (uniqueness, row counts...) run once on the whole table, projected to
   the columns they name;
 - schema-level expectations (the column list) run on a zero-row frame with every column.
@@ -247,6 +250,10 @@ class ValidationReport:
 #: GX, 0.7 s of its 2.5 s import. Only a submodule taken with `from package import name` stays
 #: lazy: a plain `import altair` reads the module's `__spec__`, which loads it at once.
 DEFERRED_BY_GX = ("scipy.stats",)
+#: GX's pandas engine fingerprints every batch under this many bytes, an MD5 of pandas' hash of
+#: every value, only to record it among the batch's markers, which nothing here reads: 0.45 s
+#: of a 20k-page validation (3.7 s). `import_gx` sets it to 0: no batch is fingerprinted.
+GX_FINGERPRINT_BYTES = 0
 
 
 def defer_import(name: str) -> None:
@@ -278,8 +285,10 @@ def import_gx() -> Any:
     import great_expectations as gx
     import great_expectations.core.expectation_suite
     import great_expectations.data_context.types.base
+    import great_expectations.execution_engine.pandas_execution_engine as engine
     import great_expectations.expectations.expectation_configuration
 
+    engine.HASH_THRESHOLD = GX_FINGERPRINT_BYTES  # see GX_FINGERPRINT_BYTES
     return gx
 
 
@@ -357,6 +366,14 @@ class _Source:
             return self.data.height
         path = self.data
         return int(self._read(lambda: pq.read_metadata(path)).num_rows)
+
+    def num_bytes(self) -> int:
+        """The table's uncompressed size: from the Parquet footer, or the frame's estimate."""
+        if isinstance(self.data, pl.DataFrame):
+            return int(self.data.estimated_size())
+        path = self.data
+        meta = self._read(lambda: pq.read_metadata(path))
+        return sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
 
     def empty(self) -> pa.Table:
         """Zero rows, every column: what the schema-level expectations judge."""
@@ -602,6 +619,16 @@ def expectation_level(expectation: dict[str, Any]) -> str:
     return "set"
 
 
+def _by_columns(declared: list[dict[str, Any]], indices: list[int]) -> list[list[int]]:
+    """`indices` of `declared` grouped by the columns their expectations name, in order of
+    first appearance (each group is one GX run on only its columns)."""
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i in indices:
+        key = tuple(_named_columns(declared[i].get("kwargs", {})) or ())
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
 def _named_columns(kwargs: dict[str, Any]) -> list[str] | None:
     """The columns an expectation names, or None when it names none (a table-level one)."""
     names = [kwargs[k] for k in ("column", "column_A", "column_B") if k in kwargs]
@@ -739,9 +766,12 @@ def _run_suites(
         declared = doc["expectations"]
         outcomes = [_Outcome() for _ in declared]
         all_columns: list[str] | None = None
-        # A table of at most chunk_rows rows (and not limited to changed rows) is judged whole,
-        # in one GX run: each run costs GX a fixed 0.2-0.5 s, and small runs are the common case.
-        if name not in changed and source.num_rows() <= chunk_rows:
+        # A table of at most chunk_rows rows and CHUNK_BYTES bytes (and not limited to changed
+        # rows) is judged whole, in one GX run: each run costs GX a fixed 0.1-0.5 s, and small
+        # runs are the common case. A larger one is judged level by level, a column at a time.
+        small = source.num_rows() <= chunk_rows and source.num_bytes() <= CHUNK_BYTES
+        judged = _Source(changed[name]) if name in changed else source  # row-level ones
+        if name not in changed and small:
             levels = [("whole", list(range(len(declared))))]
         else:
             levels = [
@@ -750,14 +780,21 @@ def _run_suites(
             levels += [
                 ("keys", [i]) for i, e in enumerate(declared) if expectation_level(e) == "keys"
             ]
-            levels += [
-                (level, [i for i, e in enumerate(declared) if expectation_level(e) == level])
-                for level in ("set", "rows")
-            ]
+            levels.append(
+                ("set", [i for i, e in enumerate(declared) if expectation_level(e) == "set"])
+            )
+            # Rows over CHUNK_BYTES are judged a column at a time (see the module's docstring);
+            # fewer go to one GX run, as a re-run's changed rows usually do.
+            rows = [i for i, e in enumerate(declared) if expectation_level(e) == "rows"]
+            if judged.num_bytes() > CHUNK_BYTES:
+                levels += [("rows", group) for group in _by_columns(declared, rows)]
+            else:
+                levels.append(("rows", rows))
         for level, indices in levels:
             if not indices:
                 continue
-            part = f"{doc['name']}.{level}" + (f"-{indices[0]}" if level == "keys" else "")
+            several = level in ("keys", "rows")  # a part per key, a part per column
+            part = f"{doc['name']}.{level}" + (f"-{indices[0]}" if several else "")
             suite = context.suites.add(
                 ExpectationSuite(
                     name=part,
@@ -797,8 +834,7 @@ def _run_suites(
             elif level == "keys":
                 chunks = key_partitions(source.project(columns), chunk_rows)
             else:
-                rows = _Source(changed[name]) if name in changed else source
-                chunks = rows.chunks(columns, chunk_rows)
+                chunks = judged.chunks(columns, chunk_rows)
             # The definition runs itself, without a Checkpoint around it: it stores its result
             # (what Data Docs are built from) all the same, and a Checkpoint only added a
             # second freshness check of every suite and a result object of its own: 0.06 s
