@@ -31,10 +31,13 @@ def prefect_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def own_server_env(prefect_home: Path) -> dict[str, str]:
-    """No PREFECT_API_URL: the run starts Prefect's temporary server as a subprocess."""
+    """No PREFECT_API_URL and no kept server: the run starts Prefect's temporary server as a
+    subprocess (a server kept in the default AUTHORGRAPH_SERVER_DIR, as a developer's
+    `authorgraph server start` leaves one, would be used instead)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTHORGRAPH_", "PREFECT_"))}
     env |= {
         "PREFECT_HOME": str(prefect_home),
+        "AUTHORGRAPH_SERVER_DIR": str(prefect_home / "no-kept-server"),
         "AUTHORGRAPH_FAULT": "transform:parsing=sleep:60",  # mid-run, holding the lock
     }
     quiet_libraries(env, override=True)
