@@ -256,14 +256,19 @@ def test_gx_never_gets_a_whole_table(
     assert all(isinstance(dtype, pd.ArrowDtype) for f in received for dtype in f.dtypes)
 
 
+@pytest.mark.parametrize("stored", ["frames", "parquet"])
 def test_a_table_over_chunk_bytes_is_judged_a_column_at_a_time(
-    good: Frames, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    good: Frames, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stored: str
 ) -> None:
     """Within `chunk_rows` but over CHUNK_BYTES, a table is not handed to GX whole (GX copies
     every column of its frame for each metric it filters): each column's row-level checks get
-    that column alone, with the whole run's outcome."""
-    frames = corrupt_across_chunks(good)
-    whole = validate_tables(frames, tmp_path / "docs", chunk_rows=10**9)
+    that column alone, with the whole run's outcome. The bound sits just under papers' size:
+    papers is split, and each of its columns still fits one chunk."""
+    corrupted = corrupt_across_chunks(good)
+    tables: dict[str, TableInput] = (
+        dict(corrupted) if stored == "frames" else to_parquet(corrupted, tmp_path / "tables")
+    )
+    whole = validate_tables(tables, tmp_path / "docs", chunk_rows=10**9)
     received: list[pd.DataFrame] = []
     real = validate.to_pandas
 
@@ -272,8 +277,9 @@ def test_a_table_over_chunk_bytes_is_judged_a_column_at_a_time(
         return received[-1]
 
     monkeypatch.setattr(validate, "to_pandas", spy)
-    monkeypatch.setattr(validate, "CHUNK_BYTES", 1)
-    split = validate_tables(frames, tmp_path / "docs", chunk_rows=10**9)
+    papers_bytes = validate._Source(tables["papers"]).num_bytes()
+    monkeypatch.setattr(validate, "CHUNK_BYTES", papers_bytes - 1)
+    split = validate_tables(tables, tmp_path / "docs", chunk_rows=10**9)
     assert not whole.success
     assert detailed(split) == detailed(whole)
     assert split.evaluated == whole.evaluated
