@@ -19,6 +19,7 @@ import psutil
 import pytest
 
 from authorgraph.pipelines.config import quiet_libraries
+from authorgraph.pipelines.load.layout import STAGING_DIR
 from tests.conftest import ROOT
 
 GONE_TIMEOUT = 60.0
@@ -154,7 +155,13 @@ def test_sigterm_to_run_stops_it_cleanly_with_its_prefect_server(
 def test_sigkill_to_run_leaves_no_prefect_server_or_parse_worker(
     seeds_copy: Path, tmp_path: Path, prefect_home: Path
 ) -> None:
-    """More than one parse batch (500 files each) and 2 workers: the process pool is in use."""
+    """More than one parse batch (500 files each) and 2 workers: the process pool is in use.
+
+    The kill comes once a worker has written rows of the first batch: by then the run has
+    handed every batch to the pool, so each worker has read its start-up data. A kill in the
+    instant between a worker's exec and the run writing it that data (what the first version
+    of this test waited for: a worker's command line) leaves the worker Python's own EOFError
+    traceback from `multiprocessing.spawn`; the worker still ends (CI, stop 27)."""
     pages = sorted(seeds_copy.iterdir())
     for number in range(1000):
         shutil.copy(pages[number % len(pages)], seeds_copy / f"copy_{number:04}.txt")
@@ -162,7 +169,9 @@ def test_sigkill_to_run_leaves_no_prefect_server_or_parse_worker(
 
     def pool_is_up(found: dict[int, psutil.Process]) -> bool:
         workers = [p for p in found.values() if "spawn_main" in " ".join(p.cmdline())]
-        return lock_holder(warehouse) == run.pid and has_server(found) and len(workers) >= 1
+        parsed = any(warehouse.glob(f"{STAGING_DIR}/*/batches/*.parquet"))
+        up = lock_holder(warehouse) == run.pid and has_server(found)
+        return up and len(workers) >= 1 and parsed
 
     run = start_run(seeds_copy, warehouse, prefect_home, log, "--workers", "2")
     found = {run.pid: psutil.Process(run.pid)}
