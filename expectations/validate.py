@@ -254,6 +254,11 @@ DEFERRED_BY_GX = ("scipy.stats",)
 #: every value, only to record it among the batch's markers, which nothing here reads: 0.45 s
 #: of a 20k-page validation (3.7 s). `import_gx` sets it to 0: no batch is fingerprinted.
 GX_FINGERPRINT_BYTES = 0
+#: Packages GX imports only for its SQL datasources, which authorgraph never uses (its batches
+#: are pandas frames): sqlalchemy is 0.2 s of GX's 1.7 s import. Prefect needs it, so only a
+#: process that validates and nothing else (the run's validating child) leaves it out, with
+#: `import_gx(sql=False)`; GX then runs as it does where sqlalchemy is not installed.
+SQL_ONLY_FOR_GX = ("sqlalchemy",)
 
 
 def defer_import(name: str) -> None:
@@ -277,18 +282,29 @@ def defer_import(name: str) -> None:
         setattr(sys.modules[parent], child, module)
 
 
-def import_gx() -> Any:
-    """Great Expectations, imported on first use, quiet and offline."""
+def import_gx(sql: bool = True) -> Any:
+    """Great Expectations, imported on first use, quiet and offline. `sql=False` (a process
+    that only validates) imports it without its SQL packages (`SQL_ONLY_FOR_GX`): they stay
+    unimportable in this process from then on."""
+    import sys
+
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     for name in DEFERRED_BY_GX:
         defer_import(name)
+    if not sql:
+        for name in SQL_ONLY_FOR_GX:
+            sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # None: ImportError
     import great_expectations as gx
     import great_expectations.core.expectation_suite
     import great_expectations.data_context.types.base
     import great_expectations.execution_engine.pandas_execution_engine as engine
     import great_expectations.expectations.expectation_configuration
+    import great_expectations.render.view.view as view
+
+    from authorgraph.expectations.docs_templates import CachingEnvironment
 
     engine.HASH_THRESHOLD = GX_FINGERPRINT_BYTES  # see GX_FINGERPRINT_BYTES
+    view.Environment = CachingEnvironment  # type: ignore[misc]  # the class GX makes: a subclass
     return gx
 
 

@@ -14,9 +14,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from authorgraph.expectations.validate import TableUnreadable
+from authorgraph.expectations.validate import TableUnreadable, ValidationReport, validate_tables
 from authorgraph.pipelines.load.errors import StepProcessDied
 from authorgraph.pipelines.ops import children
+from authorgraph.transforms.schema import CORE_TABLES
 
 # Not tests.conftest's ROOT: the spawned children import this module, and conftest would give
 # each a scratch folder that a killed child never removes.
@@ -25,6 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def where_am_i() -> tuple[int, bool]:
     return os.getpid(), "great_expectations" in sys.modules
+
+
+def validated_where(tables: dict[str, Path], docs: Path) -> tuple[int, bool, ValidationReport]:
+    """(pid, sqlalchemy importable?, the report of validating `tables`) in this process."""
+    report = validate_tables(dict(tables), docs)
+    return os.getpid(), sys.modules.get("sqlalchemy", "importable") is not None, report
 
 
 def unreadable(name: str) -> None:
@@ -41,6 +48,22 @@ def test_the_call_runs_in_a_child_that_imported_gx_which_ends_after_it() -> None
         assert not child.process.is_alive() and children._child is None  # one call, then gone
         assert children.call_validator(where_am_i)[0] == os.getpid()  # any later call: here
     assert children._child is None
+
+
+def test_the_child_validates_without_sqlalchemy_and_judges_as_this_process(
+    seeds_warehouse: Path, tmp_path: Path
+) -> None:
+    """The child imports GX without its SQL packages (0.2 s of its import): GX runs as where
+    sqlalchemy is not installed, and judges the seeds' tables as a validation here does."""
+    current = seeds_warehouse / "current" / "parquet"
+    tables = {t.name: current / f"{t.name}.parquet" for t in CORE_TABLES}
+    with children.validator_ahead():
+        pid, sql_there, there = children.call_validator(validated_where, tables, tmp_path / "a")
+    here_pid, sql_here, here = validated_where(tables, tmp_path / "b")
+    assert (pid != here_pid, sql_there, sql_here) == (True, False, True)
+    assert there.success and there.evaluated == here.evaluated > 0
+    assert [r.to_dict() for r in there.results] == [r.to_dict() for r in here.results]
+    assert (tmp_path / "a" / "index.html").is_file()
 
 
 def test_an_error_in_the_child_is_raised_here_with_its_message() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import polars as pl
@@ -306,6 +307,34 @@ def test_gx_fingerprints_no_batch(
     report = validate_tables(good, tmp_path / "docs")
     assert report.success, report.failure_lines()
     assert hashed == []
+
+
+def test_data_docs_templates_are_compiled_once_per_process(
+    good: Frames, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GX makes a Jinja environment per Data Docs page; they share one cache of compiled
+    templates, so a second validation in a process (tests, `authorgraph serve`) compiles none
+    of the ~50 again (0.1 s a build)."""
+    import jinja2
+
+    from authorgraph.expectations.docs_templates import TEMPLATE_CACHE
+
+    compiled: list[str] = []
+    compile_template = jinja2.Environment.compile
+
+    def recording(env: jinja2.Environment, source: str, name: str | None = None, *a: Any) -> Any:
+        if name is not None:
+            compiled.append(name)
+        return compile_template(env, source, name, *a)
+
+    monkeypatch.setattr(jinja2.Environment, "compile", recording)
+    monkeypatch.setattr(TEMPLATE_CACHE, "_code", {})  # as in a new process
+    builds = []
+    for build in ("first", "second"):
+        compiled.clear()
+        assert validate_tables(good, tmp_path / build).success
+        builds.append((len(compiled), (tmp_path / build / "index.html").is_file()))
+    assert builds[0][0] > 10 and builds[1] == (0, True), builds
 
 
 def test_unreadable_parquet_file_raises_and_keeps_the_last_docs(

@@ -30,7 +30,7 @@ from authorgraph.pipelines.load.errors import StepProcessDied
 
 _R = TypeVar("_R")
 
-#: The module `validator_ahead`'s child imports (then its `import_gx()`) before it waits.
+#: The module `validator_ahead`'s child imports (then its `import_gx(sql=False)`) before it waits.
 PRELOAD = "authorgraph.expectations.validate"
 
 
@@ -62,7 +62,7 @@ class _Child:
 def _serve(conn: Connection, preload: bool) -> None:
     """The child: import ahead if asked, run at most one call, send back its outcome."""
     if preload:
-        importlib.import_module(PRELOAD).import_gx()
+        importlib.import_module(PRELOAD).import_gx(sql=False)  # it only validates
     try:
         fn, args, kwargs = conn.recv()
     except EOFError:  # released unused
