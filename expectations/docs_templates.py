@@ -7,6 +7,8 @@ GX, and a run that does not validate never loads it.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import jinja2
@@ -15,7 +17,9 @@ import jinja2.bccache
 
 class _TemplateCache(jinja2.BytecodeCache):
     """Compiled templates, by name, for the life of the process. Jinja checks each against its
-    source's checksum before using it (a changed template is compiled again)."""
+    source's checksum before using it (a changed template is compiled again). Jinja keys them
+    by name and file, not by the environment's options: every environment that uses it is one
+    that GX's `DefaultJinjaView` makes, all with the same options."""
 
     def __init__(self) -> None:
         self._code: dict[str, bytes] = {}
@@ -42,3 +46,18 @@ class CachingEnvironment(jinja2.Environment):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("bytecode_cache", TEMPLATE_CACHE)
         super().__init__(*args, **kwargs)
+
+
+def compile_ahead(stop: Callable[[], bool]) -> int:
+    """Compile GX's Data Docs templates into `TEMPLATE_CACHE` until `stop()` is true (checked
+    before each: the run's validating child does this while it waits for its call, and stops
+    when the call arrives). How many are cached now."""
+    from great_expectations.render.view.view import DefaultJinjaView
+
+    env = DefaultJinjaView().env
+    for name in env.list_templates():
+        if stop():
+            break
+        with contextlib.suppress(jinja2.TemplateError):  # a stylesheet that is not a template
+            env.get_template(name)
+    return len(TEMPLATE_CACHE._code)

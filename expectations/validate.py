@@ -308,6 +308,16 @@ def import_gx(sql: bool = True) -> Any:
     return gx
 
 
+def prepare_to_validate(stop: Callable[[], bool]) -> None:
+    """Ready a process that will validate and do nothing else (the run's validating child,
+    while the run starts): GX imported without its SQL packages, then its Data Docs templates
+    compiled until `stop()` is true."""
+    import_gx(sql=False)
+    from authorgraph.expectations.docs_templates import compile_ahead
+
+    compile_ahead(stop)
+
+
 class ValidationFailed(Exception):
     """A suite failed: the run stops and nothing is published."""
 

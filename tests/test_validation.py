@@ -337,6 +337,31 @@ def test_data_docs_templates_are_compiled_once_per_process(
     assert builds[0][0] > 10 and builds[1] == (0, True), builds
 
 
+def test_templates_compiled_ahead_until_stopped_leave_none_to_compile(
+    good: Frames, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the validating child does while it waits: compile GX's templates, one at a time,
+    until its call arrives (`stop()`); after a whole pass a validation compiles none."""
+    import jinja2
+
+    from authorgraph.expectations.docs_templates import TEMPLATE_CACHE, compile_ahead
+
+    monkeypatch.setattr(TEMPLATE_CACHE, "_code", {})
+    asked = iter([False, False, True])
+    assert compile_ahead(lambda: next(asked)) == 2
+    assert compile_ahead(lambda: False) > 20
+    compile_template = jinja2.Environment.compile
+    compiled: list[str | None] = []
+
+    def recording(env: jinja2.Environment, source: str, name: str | None = None, *a: Any) -> Any:
+        compiled.append(name)
+        return compile_template(env, source, name, *a)
+
+    monkeypatch.setattr(jinja2.Environment, "compile", recording)
+    assert validate_tables(good, tmp_path / "docs").success
+    assert [name for name in compiled if name is not None] == []
+
+
 def test_unreadable_parquet_file_raises_and_keeps_the_last_docs(
     good: Frames, tmp_path: Path
 ) -> None:
