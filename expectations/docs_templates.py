@@ -33,10 +33,10 @@ class _TemplateCache(jinja2.BytecodeCache):
         self._code[bucket.key] = bucket.bytecode_to_string()
 
 
-#: The compiled templates every `CachingEnvironment` shares: GX's ~50 templates took 0.1 s
-#: to compile in every Data Docs build; a process that validates again (tests,
-#: `authorgraph serve`) now compiles them once. In memory only: bytecode read back from disk
-#: is code to trust.
+#: The compiled templates every `CachingEnvironment` shares: GX's 44 templates took 0.1 s to
+#: compile in every Data Docs build; a process that validates again (a test process) now
+#: compiles them once, and the run's validating child before its call (`compile_ahead`).
+#: In memory only: bytecode read back from disk is code to trust.
 TEMPLATE_CACHE = _TemplateCache()
 
 

@@ -313,8 +313,8 @@ def test_data_docs_templates_are_compiled_once_per_process(
     good: Frames, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """GX makes a Jinja environment per Data Docs page; they share one cache of compiled
-    templates, so a second validation in a process (tests, `authorgraph serve`) compiles none
-    of the ~50 again (0.1 s a build)."""
+    templates, so a second validation in a process (a test process) compiles none of the 44
+    again (0.1 s a build)."""
     import jinja2
 
     from authorgraph.expectations.docs_templates import TEMPLATE_CACHE
