@@ -243,8 +243,8 @@ def extract(settings: Settings) -> Extracted:
     if settings.full_refresh or stale:
         usable = usable.clear()
     files = plan_files(refs, usable, settings.full_hash)
-    if sum(r.size for r in refs) > ISOLATE_BYTES:
-        children.release()  # a large run: an idle GX process would sit through parse and build
+    if sum(f.ref.size for f in files if not f.reuse) > ISOLATE_BYTES:
+        children.release()  # a large parse: an idle GX process would sit through it
     names = {r.name for r in refs}
     deleted = [
         n
@@ -429,6 +429,8 @@ def transform(
         children.release()  # nothing to validate
         transformed.counts = _published_counts(transformed)
     else:
+        if transformed.isolate:
+            children.release()  # a large build: an idle GX process would sit through it
         try:
             built = in_child(
                 transformed.isolate, build_tables, stage_dir, inputs, _limits(settings)

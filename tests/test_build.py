@@ -25,6 +25,7 @@ from authorgraph.transforms.parse import AuthorPage, RawPaper
 from authorgraph.transforms.schema import BUILT_TABLES, CORE_TABLES, LEDGER_TABLES
 from authorgraph.transforms.tables import build_tables as reference_tables
 from authorgraph.transforms.tables import stage_pages
+from tests.conftest import PublishSeeds
 from tests.test_hypothesis import name, paper
 
 # The tables the reference rules (transforms.tables) state; the review queues have their own
@@ -270,6 +271,57 @@ def test_a_large_build_runs_in_a_child_process_with_the_same_tables(
     for table in BUILT_TABLES:
         inline = pl.read_parquet(seeds_warehouse / "parquet" / f"{table.name}.parquet")
         assert_frame_equal(isolated[table.name], inline)
+
+
+@pytest.mark.parametrize(
+    ("run", "isolate_bytes", "expected"),
+    [
+        ("first", 0, ["release", "release", "build_tables in a child"]),
+        ("edited", "page", ["same_rows in a child", "release", "build_tables in a child"]),
+        ("edited", 64 * 2**20, ["same_rows", "build_tables"]),
+    ],
+)
+def test_the_validating_child_is_released_before_a_large_parse_or_a_large_build(
+    run: str,
+    isolate_bytes: int | str,
+    expected: list[str],
+    seeds_copy: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    publish_seeds: PublishSeeds,
+) -> None:
+    """The child that imported GX ahead (about 200 MiB) is released when more than
+    ISOLATE_BYTES of pages are to be parsed (a first run of a large corpus), or when the build
+    goes to a DuckDB child (a large cache); a re-run with little to parse and a small build
+    keeps it, and validates there instead of importing GX after the build (1.3 s of a 20k-page
+    re-run). `page`: exactly the edited page's size, so its parse is not large but the build,
+    which also reads the cache, is."""
+    from authorgraph.pipelines import stages
+    from authorgraph.pipelines.config import Settings
+    from authorgraph.pipelines.ops import children
+
+    settings = Settings(seeds=seeds_copy, warehouse=tmp_path / "wh")
+    edited = seeds_copy / "002_928ee7f537c5860a.txt"
+    if run == "edited":
+        publish_seeds(settings)
+        edited.write_text(
+            edited.read_text().replace(
+                "\n\n\n", "\n\n\nA New First Paper\n\nA Source\n\nAn abstract.\n\n", 1
+            )
+        )
+    events: list[str] = []
+
+    def in_child(isolate: bool, fn: Any, *args: Any) -> Any:
+        events.append(fn.__name__ + (" in a child" if isolate else ""))
+        return fn(*args)  # here: the decisions are under test, not the child
+
+    monkeypatch.setattr(children, "release", lambda: events.append("release"))
+    monkeypatch.setattr(stages, "in_child", in_child)
+    limit = edited.stat().st_size if isolate_bytes == "page" else isolate_bytes
+    monkeypatch.setattr(stages, "ISOLATE_BYTES", limit)
+    transformed = stages.transform(stages.extract(settings), settings, "test-run")
+    assert events == expected
+    assert transformed.counts["papers"] == (26 if run == "edited" else 25)
 
 
 def test_keys_too_large_for_the_memory_limit_are_named_in_comments_not_enforced(

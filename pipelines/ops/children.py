@@ -9,10 +9,11 @@
 - `validator_ahead()` and `call_validator(...)`: `authorgraph run` spawns one child as it
   begins; it imports Great Expectations (about 1.7 s of one core, without its SQL packages)
   while this process starts Prefect, compiles GX's Data Docs templates until the call
-  arrives, then runs the validate step's call. It is
-  released unused (`release`) as soon as the run knows it will not validate there: a run with
-  nothing to rebuild, or a large run (its ~300 MiB would sit through parse and build). Without
-  the child (released, or dead), the call runs in this process. A thread was tried first and
+  arrives, then runs the validate step's call. It is released unused (`release`) as soon as
+  the run knows it will not validate there: a run with nothing to rebuild, or one with over
+  64 MiB of pages to parse or a build in a child (its ~200 MiB would sit through them); a
+  re-run with little to parse keeps it. Without the child (released, or dead), the call runs
+  in this process. A thread was tried first and
   lost: Prefect's client keeps the main thread busy while it starts, and the two imports took
   turns on the GIL.
 """
