@@ -13,9 +13,8 @@
   the run knows it will not validate there: a run with nothing to rebuild, or one with over
   64 MiB of pages to parse or a build in a child (its ~200 MiB would sit through them); a
   re-run with little to parse keeps it. Without the child (released, or dead), the call runs
-  in this process. A thread was tried first and
-  lost: Prefect's client keeps the main thread busy while it starts, and the two imports took
-  turns on the GIL.
+  in this process. A thread was tried first and lost: Prefect's client keeps the main thread
+  busy while it starts, and the two imports took turns on the GIL.
 """
 
 from __future__ import annotations
