@@ -34,6 +34,7 @@ import logging
 import os
 import secrets
 import shutil
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -267,7 +268,6 @@ def defer_import(name: str) -> None:
     costs nothing; its code runs on the first attribute access. Nothing when it is already
     imported or not installed."""
     import importlib.util
-    import sys
 
     if name in sys.modules:
         return
@@ -287,8 +287,6 @@ def import_gx(sql: bool = True) -> Any:
     """Great Expectations, imported on first use, quiet and offline. `sql=False` (a process
     that only validates) imports it without its SQL packages (`SQL_ONLY_FOR_GX`): they stay
     unimportable in this process from then on."""
-    import sys
-
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     for name in DEFERRED_BY_GX:
         defer_import(name)

@@ -309,12 +309,10 @@ def test_gx_fingerprints_no_batch(
     assert hashed == []
 
 
-def test_data_docs_templates_are_compiled_once_per_process(
-    good: Frames, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """GX makes a Jinja environment per Data Docs page; they share one cache of compiled
-    templates, so a second validation in a process (a test process) compiles none of the 44
-    again (0.1 s a build)."""
+@pytest.fixture
+def compiled_templates(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the templates Jinja compiles from here on (into an empty cache of compiled
+    templates, as in a new process)."""
     import jinja2
 
     from authorgraph.expectations.docs_templates import TEMPLATE_CACHE
@@ -328,38 +326,37 @@ def test_data_docs_templates_are_compiled_once_per_process(
         return compile_template(env, source, name, *a)
 
     monkeypatch.setattr(jinja2.Environment, "compile", recording)
-    monkeypatch.setattr(TEMPLATE_CACHE, "_code", {})  # as in a new process
+    monkeypatch.setattr(TEMPLATE_CACHE, "_code", {})
+    return compiled
+
+
+def test_data_docs_templates_are_compiled_once_per_process(
+    good: Frames, tmp_path: Path, compiled_templates: list[str]
+) -> None:
+    """GX makes a Jinja environment per Data Docs page; they share one cache of compiled
+    templates, so a second validation in a process (a test process) compiles none of the 44
+    again (0.1 s a build)."""
     builds = []
     for build in ("first", "second"):
-        compiled.clear()
+        compiled_templates.clear()
         assert validate_tables(good, tmp_path / build).success
-        builds.append((len(compiled), (tmp_path / build / "index.html").is_file()))
+        builds.append((len(compiled_templates), (tmp_path / build / "index.html").is_file()))
     assert builds[0][0] > 10 and builds[1] == (0, True), builds
 
 
 def test_templates_compiled_ahead_until_stopped_leave_none_to_compile(
-    good: Frames, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    good: Frames, tmp_path: Path, compiled_templates: list[str]
 ) -> None:
     """What the validating child does while it waits: compile GX's templates, one at a time,
     until its call arrives (`stop()`); after a whole pass a validation compiles none."""
-    import jinja2
+    from authorgraph.expectations.docs_templates import compile_ahead
 
-    from authorgraph.expectations.docs_templates import TEMPLATE_CACHE, compile_ahead
-
-    monkeypatch.setattr(TEMPLATE_CACHE, "_code", {})
     asked = iter([False, False, True])
     assert compile_ahead(lambda: next(asked)) == 2
     assert compile_ahead(lambda: False) > 20
-    compile_template = jinja2.Environment.compile
-    compiled: list[str | None] = []
-
-    def recording(env: jinja2.Environment, source: str, name: str | None = None, *a: Any) -> Any:
-        compiled.append(name)
-        return compile_template(env, source, name, *a)
-
-    monkeypatch.setattr(jinja2.Environment, "compile", recording)
+    compiled_templates.clear()
     assert validate_tables(good, tmp_path / "docs").success
-    assert [name for name in compiled if name is not None] == []
+    assert compiled_templates == []
 
 
 def test_unreadable_parquet_file_raises_and_keeps_the_last_docs(
