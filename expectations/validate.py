@@ -44,6 +44,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from authorgraph.expectations.gx_configurations import runs_with_kept_configurations
+
 # Great Expectations and pandas are imported when a validation runs, not with this module:
 # GX alone takes about 4 s to import, and a run whose inputs are unchanged never validates.
 if TYPE_CHECKING:
@@ -297,13 +299,16 @@ def import_gx(sql: bool = True) -> Any:
     import great_expectations.core.expectation_suite
     import great_expectations.data_context.types.base
     import great_expectations.execution_engine.pandas_execution_engine as engine
+    import great_expectations.expectations.expectation as expectation
     import great_expectations.expectations.expectation_configuration
     import great_expectations.render.view.view as view
 
+    from authorgraph.expectations import gx_configurations
     from authorgraph.expectations.docs_templates import CachingEnvironment
 
     engine.HASH_THRESHOLD = GX_FINGERPRINT_BYTES  # see GX_FINGERPRINT_BYTES
     view.Environment = CachingEnvironment  # type: ignore[misc]  # the class GX makes: a subclass
+    gx_configurations.install(expectation.Expectation)
     return gx
 
 
@@ -867,9 +872,11 @@ def _run_suites(
             # second freshness check of every suite and a result object of its own: 0.06 s
             # of the 0.8 s a validation of seeds/ takes (and no actions are configured).
             for chunk in chunks:
-                result = definition.run(
-                    batch_parameters={"dataframe": to_pandas(chunk)}, result_format=RESULT_FORMAT
-                )
+                with runs_with_kept_configurations():
+                    result = definition.run(
+                        batch_parameters={"dataframe": to_pandas(chunk)},
+                        result_format=RESULT_FORMAT,
+                    )
                 del chunk
                 for r in result.results:
                     outcomes[by_id[r.expectation_config.id]].add(r)

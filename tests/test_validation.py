@@ -206,6 +206,45 @@ def test_chunking_is_invisible(
         assert title.unexpected_count == 4  # three rows, and row 0's copy at the end
 
 
+def test_kept_configurations_judge_as_gx_alone(
+    good: Frames, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each expectation's configuration built once per GX run (`gx_configurations`) changes no
+    result: every expectation's status, observed values, counts and examples are the same as
+    with GX's own property, on tables that fail in several suites and chunks."""
+    import contextlib
+
+    tables = to_parquet(corrupt_across_chunks(good), tmp_path / "tables")
+    kept = validate_tables(tables, tmp_path / "kept", chunk_rows=CHUNK)
+    monkeypatch.setattr(validate, "runs_with_kept_configurations", contextlib.nullcontext)
+    rebuilt = validate_tables(tables, tmp_path / "rebuilt", chunk_rows=CHUNK)
+    assert not kept.success and detailed(kept) == detailed(rebuilt)
+    assert [r.to_dict() for r in kept.results] == [r.to_dict() for r in rebuilt.results]
+
+
+def test_a_configuration_is_kept_only_within_a_run() -> None:
+    """Inside `runs_with_kept_configurations` an expectation's configuration is built once;
+    outside it, GX builds a new one per read, as it does itself. A class whose
+    `configuration` is not a read-only property (a GX that changed it) is left alone."""
+    from authorgraph.expectations.gx_configurations import install, runs_with_kept_configurations
+
+    gx = validate.import_gx()
+    expectation = gx.expectations.ExpectColumnValuesToNotBeNull(column="title")
+    assert expectation.configuration is not expectation.configuration
+    with runs_with_kept_configurations():
+        first = expectation.configuration
+        assert expectation.configuration is first
+        assert first.to_json_dict() == expectation.configuration.to_json_dict()
+    assert expectation.configuration is not first
+    assert expectation.configuration.to_json_dict() == first.to_json_dict()
+
+    class Changed:
+        configuration = "a value, not a property"
+
+    assert install(Changed) is False and Changed.configuration == "a value, not a property"
+    assert install(gx.expectations.Expectation) is True  # installed by import_gx, once
+
+
 def test_changed_rows_limit_row_level_checks_only(good: Frames, tmp_path: Path) -> None:
     """A bad value outside `changed` is not judged again; whole-table rules still see it all."""
     last = good["authors"].height - 1
