@@ -8,7 +8,9 @@ import urllib.request
 from pathlib import Path
 
 import psutil
+import pytest
 
+from tests.conftest import prefect_home_set_up
 from tests.test_concurrency import counts, start_run, wait_for
 from tests.test_exit_codes import authorgraph
 
@@ -21,14 +23,19 @@ def flow_runs(api_url: str) -> int:
         return int(json.loads(response.read()))
 
 
-def test_kept_server_is_used_by_run_and_stopped(seeds_copy: Path, tmp_path: Path) -> None:
+def test_kept_server_is_used_by_run_and_stopped(
+    seeds_copy: Path, tmp_path: Path, pytestconfig: pytest.Config
+) -> None:
     """A run uses the kept server; a second run, paused at a gate (a file that never comes),
     stops with one line and exit 7 when `server stop` ends that server under it, and the
-    warehouse keeps the first run's version."""
+    warehouse keeps the first run's version. The server's home (`<server dir>/home`) starts
+    with Prefect's database set up, as after a first `server start`."""
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("AUTHORGRAPH_", "PREFECT_API_URL"))
     }
     env["AUTHORGRAPH_SERVER_DIR"] = str(tmp_path / "server")
+    (tmp_path / "server").mkdir(mode=0o700)
+    prefect_home_set_up(pytestconfig, tmp_path / "server" / "home")
     env["PREFECT_HOME"] = str(tmp_path / "client-home")
     assert authorgraph("server", "status", env=env).returncode == 1
     started = authorgraph("server", "start", env=env)

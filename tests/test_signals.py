@@ -20,15 +20,16 @@ import pytest
 
 from authorgraph.pipelines.config import quiet_libraries
 from authorgraph.pipelines.load.layout import STAGING_DIR
-from tests.conftest import ROOT
+from tests.conftest import ROOT, prefect_home_set_up
 
 GONE_TIMEOUT = 60.0
 
 
 @pytest.fixture(scope="module")
-def prefect_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One PREFECT_HOME for this module's runs: the second run skips the database set-up."""
-    return tmp_path_factory.mktemp("prefect-home")
+def prefect_home(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Path:
+    """One PREFECT_HOME for this module's runs (spread over xdist workers: one per worker), its
+    database already set up: a run's temporary server starts without migrating it."""
+    return prefect_home_set_up(pytestconfig, tmp_path_factory.mktemp("prefect-home"))
 
 
 def own_server_env(prefect_home: Path) -> dict[str, str]:
