@@ -6,7 +6,14 @@ import unicodedata
 
 import pytest
 
-from authorgraph.transforms.parse import AuthorPage, PageRejected, RawPaper, parse_author_page
+from authorgraph.transforms.parse import (
+    DEFAULT_MAX_BYTES,
+    AuthorPage,
+    PageRejected,
+    RawPaper,
+    check_size,
+    parse_author_page,
+)
 
 HEADER = "Goto\n\nCollaborating Authors\n\n\u00a0"
 PAPER = "A Title\n\narXiv.org Machine Learning\n\nAn abstract."
@@ -201,6 +208,14 @@ def test_b5_truncated_paper_mid_page_names_its_line() -> None:
 def test_size_is_checked_before_emptiness() -> None:
     """FORMAT.md: FILE_TOO_LARGE, decided from the size alone, comes before EMPTY_FILE."""
     assert rejection(b"\n" * 100, max_bytes=50).reason_code == "FILE_TOO_LARGE"
+
+
+def test_file_too_large_names_sizes_past_32_bits_in_full() -> None:
+    """A 2 GiB page (2**31 bytes, past a signed 32-bit size) is named in full, with separators."""
+    with pytest.raises(PageRejected) as rejected:
+        check_size(2**31, DEFAULT_MAX_BYTES)
+    assert rejected.value.reason_code == "FILE_TOO_LARGE"
+    assert "the file is 2,147,483,648 bytes, over the 16,777,216-byte limit" in str(rejected.value)
 
 
 @pytest.mark.parametrize(
