@@ -212,6 +212,52 @@ def test_a_run_whose_temporary_prefect_server_dies_stops_at_once_with_its_line(
     assert not (warehouse / "authorgraph.duckdb").exists()
 
 
+SWALLOW_SCRIPT = """
+import signal, sys, time, weakref
+from authorgraph.pipelines.ops import lifecycle
+lifecycle.handle_sigterm_as_sigint()
+class Thing:
+    pass
+def callback(_):  # a weakref callback: Python reports what it raises and goes on
+    signal.raise_signal(signal.SIGTERM)  # the handler runs at the next instruction: in here
+    sum(range(1000))
+def main():
+    thing = Thing()
+    kept = weakref.ref(thing, callback)
+    del thing  # the callback runs now, and swallows the stop
+    time.sleep(30)  # what the stop interrupts (sent again), or what ends the test if it is lost
+    return kept
+if sys.argv[1] == "prefect":  # inside a flow run: Prefect's handler, its TerminationSignal
+    from prefect.utilities.engine import capture_sigterm
+    def main(plain=main):
+        with capture_sigterm():
+            return plain()
+started = time.monotonic()
+try:
+    main()
+except KeyboardInterrupt:
+    print(f"stopped by {lifecycle.stop_signal()} after {time.monotonic() - started:.1f} s")
+    sys.exit(lifecycle.exit_code())
+print("ran on")
+"""
+
+
+@pytest.mark.parametrize("handler", ["authorgraph", "prefect"])
+def test_a_sigterm_swallowed_by_a_weakref_callback_is_sent_again(handler: str) -> None:
+    """A SIGTERM whose exception Python swallows (it arrived during a weakref callback: GC's
+    work, at any moment) still stops the process: sent again, it raises where it can. Without
+    that, the process slept on for 30 s (and a run under Prefect ran on for a minute)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHORGRAPH_")}
+    done = subprocess.run(
+        [sys.executable, "-c", SWALLOW_SCRIPT, handler],
+        capture_output=True, text=True, timeout=120, cwd=ROOT, env=env,
+    )  # fmt: skip
+    assert done.returncode == 143, (done.stdout, done.stderr)
+    assert done.stdout.startswith(f"stopped by {signal.SIGTERM.value} after "), done.stdout
+    assert float(done.stdout.split()[-2]) < 10, done.stdout
+    assert "Exception ignored" not in done.stderr, done.stderr
+
+
 LEAVE_SCRIPT = """
 import atexit, pathlib, sys, threading, time
 from authorgraph.pipelines.ops.lifecycle import leave

@@ -12,6 +12,11 @@ a `kill -9`.
   starts its server. Then it removes the scratch folders this process named to it through
   the same pipe (`remove_when_gone`: `serve`'s Prefect server home), which the process
   removes itself when it ends normally.
+- A stop that Python swallows is sent again (`_resend_swallowed_stop`): a signal handler
+  raises in whatever Python code runs when the signal arrives, and when that is a weakref
+  callback or a `__del__` (the garbage collector's), Python prints "Exception ignored" and
+  goes on: the KeyboardInterrupt, or Prefect's TerminationSignal during a flow, is lost and
+  the command runs on. Seen once in a test: SIGTERM to a run was ignored for a minute.
 - `stop_when_orphaned()`: for a process started by another one (a served flow run), a thread
   that stops this process once its parent has gone.
 - `leave(code)`: end a finished command without the interpreter's teardown (below);
@@ -44,6 +49,9 @@ GRACE = 3.0  # seconds between SIGTERM and SIGKILL for processes we stop
 #: The exit code when a command's output could not be written: CPython's own for it.
 EXIT_OUTPUT = 120
 ORPHAN_POLL = 0.5  # seconds between parent checks in stop_when_orphaned
+#: Seconds before a swallowed stop's signal is sent again: time for the main thread to leave
+#: the callback that swallowed it (if it lands in one again, it is sent again).
+RESEND_DELAY = 0.05
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -75,8 +83,43 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def handle_sigterm_as_sigint() -> None:
-    """Make SIGTERM (a container stop, `kill`) end this process the way Ctrl-C does."""
+    """Make SIGTERM (a container stop, `kill`) end this process the way Ctrl-C does, and
+    send a stop again when Python swallows it (`_resend_swallowed_stop`)."""
     signal.signal(signal.SIGTERM, _on_sigterm)
+    if sys.unraisablehook is not _resend_swallowed_stop:
+        _hooks.append(sys.unraisablehook)
+        sys.unraisablehook = _resend_swallowed_stop
+
+
+_hooks: list[Callable[[sys.UnraisableHookArgs], object]] = []  # the hook ours replaced
+
+
+def swallowed_stop(exc: BaseException | None) -> int | None:
+    """The signal behind `exc` when it is a stop request: a KeyboardInterrupt (SIGINT, or
+    SIGTERM through `_on_sigterm`) or Prefect's TerminationSignal (which carries its signal)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return stop_signal()
+    kind = type(exc)
+    number = getattr(exc, "signal", None)
+    if kind.__name__ == "TerminationSignal" and kind.__module__.startswith("prefect"):
+        return number if isinstance(number, int) else signal.SIGTERM
+    return None
+
+
+def _resend_swallowed_stop(unraisable: sys.UnraisableHookArgs) -> None:
+    """`sys.unraisablehook`: an exception Python could not raise (in a weakref callback, a
+    `__del__`, the garbage collector). A stop request among them is sent to the main thread
+    again, from a thread of its own, once the callback is likely left; anything else goes to
+    the hook this one replaced (Python's: the "Exception ignored" report)."""
+    number = swallowed_stop(unraisable.exc_value)
+    if number is None:
+        (_hooks[0] if _hooks else sys.__unraisablehook__)(unraisable)
+        return
+    main = threading.main_thread().ident
+    assert main is not None
+    resend = threading.Timer(RESEND_DELAY, signal.pthread_kill, (main, number))
+    resend.daemon = True
+    resend.start()
 
 
 def on_sigterm(extra: Callable[[], None]) -> Callable[[int, FrameType | None], None]:
