@@ -242,9 +242,20 @@ def test_arrow_splits_on_pythons_whitespace() -> None:
     """The scoring lets Arrow split casefolded abstracts: its whitespace is Python's, code
     point by code point (empty strings aside)."""
     points = [c for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF]
-    texts = [f"a{chr(c)}b" for c in points] + [" a\x1c\x85 b\u3000\u3000", "\t", ""]
-    split: list[list[str]] = pc.utf8_split_whitespace(pa.array(texts)).to_pylist()  # type: ignore[misc,assignment]  # pyarrow-stubs: to_pylist of a ListArray is untyped
-    assert [[w for w in words if w] for words in split] == [t.split() for t in texts]
+    texts = pl.Series([f"a{chr(c)}b" for c in points])
+    spaces = pl.Series([chr(c).isspace() for c in points])
+    # Compared as columns, not as 1.1M Python lists (4 s of CPU): each "a<c>b" splits into
+    # "a" and "b" where Python's str.split() does, and is one word, unchanged, elsewhere.
+    split = pl.Series(pc.utf8_split_whitespace(texts.to_arrow()))
+    at_spaces = split.filter(spaces).to_list()
+    assert len(at_spaces) > 20  # Python's whitespace: 25 code points and more
+    assert at_spaces == [["a", "b"]] * len(at_spaces)
+    elsewhere = split.filter(~spaces)
+    assert (elsewhere.list.len() == 1).all()
+    assert elsewhere.list.first().equals(texts.filter(~spaces), check_names=False)
+    others = [" a\x1c\x85 b\u3000\u3000", "\t", ""]
+    split_others: list[list[str]] = pc.utf8_split_whitespace(pa.array(others)).to_pylist()  # type: ignore[misc,assignment]  # pyarrow-stubs: to_pylist of a ListArray is untyped
+    assert [[w for w in words if w] for words in split_others] == [t.split() for t in others]
 
 
 def hostile_arrow_array(values: list[str], dtype: pa.DataType) -> pa.Array:
