@@ -17,7 +17,13 @@ import psutil
 
 from authorgraph.pipelines.config import quiet_libraries
 from tests.conftest import ROOT
-from tests.test_signals import GONE_TIMEOUT, killed_at_end, lock_holder, lock_is_free
+from tests.test_signals import (
+    GONE_TIMEOUT,
+    command_line,
+    killed_at_end,
+    lock_holder,
+    lock_is_free,
+)
 
 
 def published_runs(warehouse: Path) -> int:
@@ -75,7 +81,7 @@ def test_serve_runs_on_schedule_and_stops_everything_it_started(
                 started |= {p.pid: p for p in parent.children(recursive=True)}
             time.sleep(0.5)
         started |= {p.pid: p for p in parent.children(recursive=True)}
-        assert any("server" in " ".join(p.cmdline()) for p in started.values() if p.is_running())
+        assert any("server" in command_line(p) for p in started.values())
         serve.send_signal(signal.SIGTERM)
         sent = time.monotonic()
         assert serve.wait(timeout=90) == 0, (tmp_path / "serve.log").read_text()
@@ -88,7 +94,7 @@ def test_serve_runs_on_schedule_and_stops_everything_it_started(
     assert "stopped" in output
     assert "Traceback" not in output
     _, alive = psutil.wait_procs(list(started.values()), timeout=10)
-    assert alive == [], [(p.pid, p.cmdline()) for p in alive]
+    assert alive == [], [(p.pid, command_line(p)) for p in alive]
     assert published_runs(warehouse) >= 2
 
 
@@ -109,12 +115,12 @@ def test_kill_9_to_serve_stops_its_server_and_the_flow_run_in_flight(
             with contextlib.suppress(psutil.NoSuchProcess):
                 started |= {p.pid: p for p in parent.children(recursive=True)}
             time.sleep(0.2)
-        assert any("server" in " ".join(p.cmdline()) for p in started.values() if p.is_running())
+        assert any("server" in command_line(p) for p in started.values())
         serve.kill()
         sent = time.monotonic()
         _, alive = psutil.wait_procs(list(started.values()), timeout=GONE_TIMEOUT)
         print(f"serve: children gone {time.monotonic() - sent:.1f} s after SIGKILL")
-    assert alive == [], [(p.pid, p.cmdline()) for p in alive]
+    assert alive == [], [(p.pid, command_line(p)) for p in alive]
     assert lock_is_free(warehouse)
     output = (tmp_path / "serve.log").read_text()
     assert "Traceback" not in output
