@@ -158,6 +158,51 @@ def test_kill_9_at_any_point_leaves_the_warehouse_readable_and_recoverable(
     assert not any((warehouse / ".staging").iterdir())
 
 
+def test_held_by_another_is_a_look_that_creates_nothing(tmp_path: Path) -> None:
+    """The run's look before it starts Prefect: true only while another open of `.lock`
+    holds it; a missing folder or lock file, or an unsafe one, is left to the run."""
+    from authorgraph.pipelines.load.lock import held_by_another, writer_lock
+
+    warehouse = tmp_path / "wh"
+    assert not held_by_another(warehouse) and not warehouse.exists()
+    warehouse.mkdir()
+    assert not held_by_another(warehouse) and not (warehouse / ".lock").exists()
+    with writer_lock(warehouse):
+        assert held_by_another(warehouse)
+    assert not held_by_another(warehouse)
+    (warehouse / ".lock").unlink()
+    (warehouse / ".lock").symlink_to(tmp_path / "elsewhere")
+    assert not held_by_another(warehouse) and not (tmp_path / "elsewhere").exists()
+
+
+def test_a_busy_warehouse_is_refused_before_prefect_starts(
+    seeds_copy: Path, tmp_path: Path
+) -> None:
+    """Without `--wait`, a run on a warehouse another run holds exits 4 with its line before
+    it starts Prefect: no temporary server, no Prefect database (this took 6-12 s: the
+    server started only to hear the warehouse was busy). The flow's own refusal, for a lock
+    taken after that look, is checked in-process."""
+    from authorgraph.pipelines.config import quiet_libraries
+    from authorgraph.pipelines.load.lock import WarehouseBusy, writer_lock
+
+    warehouse, home = tmp_path / "wh", tmp_path / "prefect-home"
+    warehouse.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTHORGRAPH_", "PREFECT_"))}
+    env |= {"PREFECT_HOME": str(home), "AUTHORGRAPH_SERVER_DIR": str(tmp_path / "no-server")}
+    quiet_libraries(env, override=True)
+    with writer_lock(warehouse):
+        code, out, err = run_cli(seeds_copy, warehouse, env)
+        with pytest.raises(WarehouseBusy, match=f"another run is publishing to {warehouse}"):
+            run_stages(Settings(seeds=seeds_copy, warehouse=warehouse))
+    assert code == 4, err
+    assert err.strip() == (
+        f"authorgraph: another run is publishing to {warehouse}; "
+        "try again later or pass --wait SECONDS"
+    )
+    assert not (home / "prefect.db").exists() and out == ""
+    assert not any(warehouse.glob(".staging/*"))
+
+
 def test_two_runs_at_once_one_waits_or_stops_cleanly(
     seeds_copy: Path, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:

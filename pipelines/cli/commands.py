@@ -170,17 +170,21 @@ def _run_flow(settings: Settings, dask_address: str | None) -> None:
 
 
 def preflight(settings: Settings) -> None:
-    """Report a missing seeds folder or an unusable warehouse at once, before Prefect starts
-    and before any folder is created (the flow checks again under the lock)."""
+    """Report a missing seeds folder, an unusable warehouse or (without `--wait`) one another
+    run is publishing to at once, before Prefect starts and before any folder is created (the
+    flow checks again under the lock)."""
     from authorgraph.pipelines.extract.seeds import SeedsError, check_seeds
     from authorgraph.pipelines.load.errors import WarehouseError
     from authorgraph.pipelines.load.folder import check_warehouse
+    from authorgraph.pipelines.load.lock import WarehouseBusy, held_by_another
 
     try:
         check_seeds(settings.seeds)
         check_warehouse(settings.warehouse)
     except (SeedsError, WarehouseError) as exc:
         raise fail(str(exc), warehouse_exit_code(exc)) from None
+    if settings.wait_seconds <= 0 and held_by_another(settings.warehouse):
+        raise fail(str(WarehouseBusy(settings.warehouse)), EXIT_BUSY)
 
 
 def warehouse_exit_code(exc: Exception) -> int:
