@@ -49,8 +49,8 @@ class _KeptProperty(property):
         assert build is not None
         if kept is None:
             return build(instance)
-        hit = kept.get(id(instance))
-        if hit is None or hit[0] is not instance:
+        hit = kept.get(id(instance))  # held with its expectation: the id is not reused
+        if hit is None:
             hit = kept[id(instance)] = (instance, build(instance))
         return hit[1]
 
