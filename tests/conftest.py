@@ -100,11 +100,10 @@ def _shared_prefect_server(config: pytest.Config) -> str:
     from authorgraph.pipelines.ops.server import free_port, healthy
 
     with _session_lock(config, "prefect-server") as root:
-        state = root / SERVER_STATE
+        state, home = root / SERVER_STATE, root / "prefect-server-home"
         if state.exists():
             url = str(json.loads(state.read_text())["url"])
         else:
-            home = root / "prefect-server-home"
             home.mkdir(exist_ok=True)
             port = free_port()
             env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
@@ -131,7 +130,7 @@ def _shared_prefect_server(config: pytest.Config) -> str:
             time.sleep(0.2)
         template = root / PREFECT_DATABASE
         if not template.exists():  # the new server's database, before any test writes to it
-            _copy_database(root / "prefect-server-home" / "test.db", template)
+            _copy_database(home / "test.db", template)
     return url
 
 
