@@ -160,7 +160,8 @@ def test_kill_9_at_any_point_leaves_the_warehouse_readable_and_recoverable(
 
 def test_held_by_another_is_a_look_that_creates_nothing(tmp_path: Path) -> None:
     """The run's look before it starts Prefect: true only while another open of `.lock`
-    holds it; a missing folder or lock file, or an unsafe one, is left to the run."""
+    holds it; a missing folder or lock file, or an unsafe one (a symlink, a FIFO that would
+    block an open), is left to the run."""
     from authorgraph.pipelines.load.lock import held_by_another, writer_lock
 
     warehouse = tmp_path / "wh"
@@ -173,6 +174,9 @@ def test_held_by_another_is_a_look_that_creates_nothing(tmp_path: Path) -> None:
     (warehouse / ".lock").unlink()
     (warehouse / ".lock").symlink_to(tmp_path / "elsewhere")
     assert not held_by_another(warehouse) and not (tmp_path / "elsewhere").exists()
+    (warehouse / ".lock").unlink()
+    os.mkfifo(warehouse / ".lock")  # opened without blocking, then refused: not a regular file
+    assert not held_by_another(warehouse)
 
 
 def test_a_busy_warehouse_is_refused_before_prefect_starts(
