@@ -222,6 +222,35 @@ def test_kept_configurations_judge_as_gx_alone(
     assert [r.to_dict() for r in kept.results] == [r.to_dict() for r in rebuilt.results]
 
 
+def test_the_context_writes_no_project_config_that_nothing_reads(
+    good: Frames, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GX's ephemeral context dumps its whole project config as YAML to an in-memory store on
+    every data source and asset added (9 times for these tables); ours skips that, and still
+    judges every table and builds its Data Docs."""
+    gx = validate.import_gx()
+    variables = gx.data_context.data_context_variables.DataContextVariables
+    saves: list[object] = []
+    real_save = variables.save
+
+    def save(self: object) -> object:
+        saves.append(self)
+        return real_save(self)
+
+    monkeypatch.setattr(variables, "save", save)
+    make_context = validate._context
+
+    def context(docs_dir: Path) -> object:
+        made = make_context(docs_dir)
+        saves.clear()  # what GX's own start saved; from here on, the validation's
+        return made
+
+    monkeypatch.setattr(validate, "_context", context)
+    result = validate_tables(to_parquet(good, tmp_path / "tables"), tmp_path / "docs")
+    assert result.success and saves == []
+    assert (tmp_path / "docs" / "index.html").is_file()
+
+
 def test_a_configuration_is_kept_only_within_a_run() -> None:
     """Inside `runs_with_kept_configurations` an expectation's configuration is built once;
     outside it, GX builds a new one per read, as it does itself. A class whose
