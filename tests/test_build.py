@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 import pyarrow as pa
@@ -237,6 +237,105 @@ def test_a_memory_limit_too_small_to_build_is_one_named_error(tmp_path: Path) ->
         build_tables(tmp_path, inputs, BuildLimits("16MB", 1))
     assert isinstance(info.value, NoSpaceLeft)  # exit 6, like a full disk
     assert "\n" not in str(info.value)
+
+
+class OutOfMemoryOnce:
+    """A DuckDB connection whose next `fail` INSERTs raise DuckDB's out-of-memory error before
+    they run (what a two-thread insert near the memory limit sometimes does); records the
+    statements and each insert's thread count."""
+
+    def __init__(self, con: Any, fail: int) -> None:
+        self.con, self.fail = con, fail
+        self.threads_of_inserts: list[int] = []
+        self.statements: list[str] = []
+
+    def execute(self, query: str, *args: Any) -> Any:
+        import duckdb
+
+        self.statements.append(query.split()[0])
+        if query.startswith("INSERT"):
+            self.threads_of_inserts.append(
+                self.con.execute("SELECT current_setting('threads')").fetchone()[0]
+            )
+            if self.fail:
+                self.fail -= 1
+                raise duckdb.OutOfMemoryException("could not allocate block (injected)")
+        return self.con.execute(query, *args)
+
+
+def test_an_insert_that_runs_out_of_memory_is_retried_once_on_one_thread(tmp_path: Path) -> None:
+    """The retry runs on one thread after a checkpoint, inserts every row once (the injected
+    failure comes before the statement runs; DuckDB rolls a statement that ran out back whole),
+    and the connection gets its threads back; a second failure is the caller's (`build_tables`
+    names it: MemoryLimitReached)."""
+    import duckdb
+
+    from authorgraph.pipelines.transform.build import insert
+
+    with duckdb.connect(str(tmp_path / "t.duckdb"), config={"threads": 2}) as con:
+        con.execute("CREATE TABLE t (k INTEGER PRIMARY KEY)")
+        once = OutOfMemoryOnce(con, fail=1)
+        insert(cast(duckdb.DuckDBPyConnection, once), "t", "SELECT range AS k FROM range(1000)")
+        assert con.execute("SELECT count(*), count(DISTINCT k) FROM t").fetchone() == (1000, 1000)
+        assert once.threads_of_inserts == [2, 1] and "CHECKPOINT" in once.statements
+        assert con.execute("SELECT current_setting('threads')").fetchone() == (2,)
+        twice = OutOfMemoryOnce(con, fail=2)
+        with pytest.raises(duckdb.OutOfMemoryException):
+            insert(cast(duckdb.DuckDBPyConnection, twice), "t", "SELECT 1000 + range FROM range(9)")
+        assert con.execute("SELECT count(*) FROM t").fetchone() == (1000,)
+        assert con.execute("SELECT current_setting('threads')").fetchone() == (2,)
+
+
+class EveryInsertOutOfMemoryOnce:
+    """A DuckDB connection on which each distinct INSERT raises DuckDB's out-of-memory error
+    the first time it is run; `failed` counts them."""
+
+    def __init__(self, con: Any) -> None:
+        self.con, self.seen, self.failed = con, set[str](), 0
+
+    def execute(self, query: str, *args: Any) -> Any:
+        import duckdb
+
+        if query.startswith("INSERT") and query not in self.seen:
+            self.seen.add(query)
+            self.failed += 1
+            raise duckdb.OutOfMemoryException("could not allocate block (injected)")
+        return self.con.execute(query, *args)
+
+    def __getattr__(self, name: str) -> Any:  # the rest of the connection, as it is
+        return getattr(self.con, name)
+
+
+def test_a_build_whose_inserts_each_run_out_once_gives_the_same_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seeds_warehouse: Path
+) -> None:
+    """Every insert of a build failing once (each core, ledger and review table): the build
+    still succeeds, with the tables of a build that never ran out (the session's)."""
+    from contextlib import contextmanager
+
+    from authorgraph.pipelines.transform import build
+    from authorgraph.transforms.parse import parse_author_page
+    from tests.conftest import SEEDS
+
+    real = build.staging_connection
+    made: list[EveryInsertOutOfMemoryOnce] = []
+
+    @contextmanager
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        with real(*args, **kwargs) as con:
+            made.append(EveryInsertOutOfMemoryOnce(con))
+            yield made[-1]
+
+    monkeypatch.setattr(build, "staging_connection", failing)
+    pages = [(path.name, parse_author_page(path.read_bytes())) for path in sorted(SEEDS.iterdir())]
+    write_batch(tmp_path / "batches", 0, pages)
+    built = build_tables(tmp_path, CacheInputs(tmp_path / "batches", None, NO_REUSE), BuildLimits())
+    assert sum(c.failed for c in made) == len(BUILT_TABLES)  # each table's insert, once
+    for table in BUILT_TABLES:
+        ours = pl.read_parquet(tmp_path / "version" / "parquet" / f"{table.name}.parquet")
+        published = pl.read_parquet(seeds_warehouse / "parquet" / f"{table.name}.parquet")
+        assert_frame_equal(ours, published)
+        assert built.counts[table.name] == published.height
 
 
 def test_a_large_build_runs_in_a_child_process_with_the_same_tables(

@@ -446,6 +446,27 @@ def keys_fit(rows: int, limit: int) -> bool:
     return rows * KEY_INDEX_BYTES <= limit
 
 
+def insert(con: duckdb.DuckDBPyConnection, table: str, select: str) -> None:
+    """INSERT the rows of `select` into `table`, retried once on one thread if DuckDB runs out
+    of memory. A table's key indexes cannot spill, and near the memory limit an insert on two
+    threads sometimes ran out where the same insert fits on one: at 200k pages and 512MB, 3
+    runs in 10 stopped on a ledger table's insert. The failed statement is rolled back whole;
+    a checkpoint first writes what the tables built so far hold in memory to the file, so
+    DuckDB can evict it. On one thread the insert takes longer (listings at 200k: 19 s, not
+    14 s), so only a failed one pays that."""
+    statement = f"INSERT INTO {table} {select}"
+    try:
+        con.execute(statement)
+    except duckdb.OutOfMemoryException:
+        row = con.execute("SELECT current_setting('threads')").fetchone()
+        con.execute("CHECKPOINT")
+        con.execute("SET threads = 1")
+        try:
+            con.execute(statement)
+        finally:
+            con.execute(f"SET threads = {int(row[0]) if row else 1}")
+
+
 def build_core(
     con: duckdb.DuckDBPyConnection,
     parquet_dir: Path,
@@ -474,7 +495,7 @@ def build_core(
             select = SELECTS[table.name].replace("{part}", part)
             select = select.replace("{variants}", variants)
             select = select.replace("{links}", parts.links_source(prefix))
-            con.execute(f"INSERT INTO {table.name} {select}")
+            insert(con, table.name, select)
         target = parquet_dir / f"{table.name}.parquet"
         # Parquet rows in key order. One thread: in-order output from parallel scans would
         # buffer rows (all of papers' texts at 200k pages), a single scan needs no buffer.
@@ -585,7 +606,7 @@ def build_tables(stage_dir: Path, inputs: CacheInputs, limits: BuildLimits) -> B
                 for statement in table_ddl(table, enforced):
                     con.execute(statement)
                 source = sql_literal(str(version / PARQUET_DIR / f"{table.name}.parquet"))
-                con.execute(f"INSERT INTO {table.name} SELECT * FROM read_parquet({source})")
+                insert(con, table.name, f"SELECT * FROM read_parquet({source})")
         seconds["review"] = time.perf_counter() - started
     except duckdb.OutOfMemoryException:
         raise MemoryLimitReached(
