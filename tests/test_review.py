@@ -8,6 +8,7 @@ import random
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -524,6 +525,40 @@ def test_build_reviews_matches_reference(
     # ... and every reference pair is listed, except NEAR_ABSTRACT pairs under 0.9 (LSH).
     must = expected.filter((pl.col("reason") == "SAME_TITLE") | (pl.col("score") >= 0.9))
     assert must.join(got_papers, on=key, how="anti").is_empty()
+    assert_frame_equal(got_authors, author_review(authors, authorship))
+
+
+def test_the_author_steps_get_the_scorings_share_of_the_memory_limit(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The paper steps' DuckDB starts with the whole limit; the author steps' gets the
+    scoring's share (the process still holds what the paper steps left: with the whole limit
+    on top, the author steps made a 200k build's peak), and their queue is unchanged."""
+    from authorgraph.pipelines.transform import review
+
+    limits: list[str] = []
+    real = review._connection
+
+    def connection(work_dir: Path, memory_limit: str, threads: int) -> Any:
+        limits.append(memory_limit)
+        return real(work_dir, memory_limit, threads)
+
+    monkeypatch.setattr(review, "_connection", connection)
+    papers = papers_frame([("p1", "A Title", "one two three four"), ("p2", "B", None)])
+    authors = authors_frame(
+        [
+            ("a1", "André Susano Pinto", "Pinto", "André Susano"),
+            ("a2", "Andre Susano Pinto", "Pinto", "Andre Susano"),
+            ("a3", "K. Lee", "Lee", "K."),
+        ]
+    )
+    authorship = authorship_frame([("a1", "p1"), ("a2", "p1"), ("a3", "p1"), ("a3", "p2")])
+    _, got_authors = build(tmp_path, papers, authors, authorship)
+    from authorgraph.pipelines.config import limit_bytes
+
+    assert limits[0] == "256MB" and len(limits) == 2  # what `build` gives, then the authors'
+    assert 0 < limit_bytes(limits[1]) <= limit_bytes("256MB") * (1 - review.SCORE_SHARE)
+    assert got_authors.height == 1  # André and Andre, sharing K. Lee
     assert_frame_equal(got_authors, author_review(authors, authorship))
 
 

@@ -802,7 +802,12 @@ def build_reviews(
                 )
         if AUTHOR_REVIEW.name in queues:
             write_name_keys(authors, work / "name_keys.parquet")
-            with _connection(work, memory_limit, threads) as con:
+            # Their DuckDB gets the scoring's share of the limit, not all of it: this process
+            # still holds what the paper steps' Python work left (350 MiB at 200k pages, where
+            # the whole limit on top made the build's peak, 818 MiB), and both author steps
+            # completed at 2M pages within 256MB.
+            rest = int(limit_bytes(memory_limit) * (1 - SCORE_SHARE)) >> 20
+            with _connection(work, f"{max(rest, 16)}MB", threads) as con:
                 pairs = _author_pairs_sql(_lit(work / "name_keys.parquet"))
                 con.execute(f"CREATE TEMP TABLE author_pairs AS {pairs}")
                 counts[AUTHOR_REVIEW.name] = _write_sorted(
