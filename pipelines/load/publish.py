@@ -174,6 +174,18 @@ NO_PROGRESS_BAR = "SET enable_progress_bar = false"
 
 
 @contextmanager
+def one_thread(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Run the block's queries on one DuckDB thread, then give the connection its threads
+    back (each thread of a scan holds a row group, each thread of an insert its own state)."""
+    threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
+    con.execute("SET threads = 1")
+    try:
+        yield
+    finally:
+        con.execute(f"SET threads = {int(threads)}")
+
+
+@contextmanager
 def os_errors() -> Iterator[None]:
     """DuckDB's I/O errors as OSError (a full disk as ENOSPC), so callers handle one kind."""
     try:

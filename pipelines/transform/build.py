@@ -50,6 +50,7 @@ from authorgraph.pipelines.load.publish import (
     STORAGE_COMPATIBILITY,
     make_dir,
     no_world_write,
+    one_thread,
     os_errors,
     sql_literal,
     table_ddl,
@@ -458,13 +459,9 @@ def insert(con: duckdb.DuckDBPyConnection, table: str, select: str) -> None:
     try:
         con.execute(statement)
     except duckdb.OutOfMemoryException:
-        row = con.execute("SELECT current_setting('threads')").fetchone()
         con.execute("CHECKPOINT")
-        con.execute("SET threads = 1")
-        try:
+        with one_thread(con):
             con.execute(statement)
-        finally:
-            con.execute(f"SET threads = {int(row[0]) if row else 1}")
 
 
 def build_core(
@@ -499,15 +496,13 @@ def build_core(
         target = parquet_dir / f"{table.name}.parquet"
         # Parquet rows in key order. One thread: in-order output from parallel scans would
         # buffer rows (all of papers' texts at 200k pages), a single scan needs no buffer.
-        threads = con.execute("SELECT current_setting('threads')").fetchone()
-        con.execute("SET preserve_insertion_order = true")
-        con.execute("SET threads = 1")
-        con.execute(
-            f"COPY {table.name} TO {sql_literal(str(target))} (FORMAT parquet, COMPRESSION zstd, "
-            f"ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
-        )
-        con.execute("SET preserve_insertion_order = false")
-        con.execute(f"SET threads = {int(threads[0]) if threads else 1}")
+        with one_thread(con):
+            con.execute("SET preserve_insertion_order = true")
+            con.execute(
+                f"COPY {table.name} TO {sql_literal(str(target))} (FORMAT parquet, "
+                f"COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
+            )
+            con.execute("SET preserve_insertion_order = false")
         no_world_write(target)
         row = con.execute(f"SELECT count(*) FROM {table.name}").fetchone()
         counts[table.name] = int(row[0]) if row else 0

@@ -50,6 +50,7 @@ from authorgraph.pipelines.load.publish import (
     NO_PROGRESS_BAR,
     make_dir,
     no_world_write,
+    one_thread,
     os_errors,
     sql_literal,
 )
@@ -354,16 +355,11 @@ def _paper_candidates_sql(papers: str, titles: str, near: str) -> str:
     """
 
 
-@contextmanager
-def _one_thread(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """Run queries that scan papers' abstracts on one thread: each scanning thread holds a
-    whole row group of texts (150 MB at 1M papers), two of them overran 512 MB."""
-    threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
-    con.execute("SET threads = 1")
-    try:
-        yield
-    finally:
-        con.execute(f"SET threads = {int(threads)}")
+def after_scoring_share(memory_limit: str) -> str:
+    """DuckDB's limit while this process holds Python's share (`SCORE_SHARE`) of the memory
+    limit: the scoring's abstracts, or what the paper steps left (the author steps)."""
+    rest = int(limit_bytes(memory_limit) * (1 - SCORE_SHARE)) >> 20
+    return f"{max(rest, 16)}MB"
 
 
 def score_parts(papers: int, memory_limit: str, abstract_bytes: int) -> int:
@@ -403,7 +399,7 @@ def score_papers(
     made the texts travel once per pair: a third of the scoring time at 200k pages.) A batch's
     chunks of texts are encoded on `threads` threads (Arrow's part of it releases the GIL)."""
     schema = PAPER_REVIEW.arrow_schema
-    with _one_thread(con), _writer(target, schema) as out, ThreadPoolExecutor(threads) as pool:
+    with one_thread(con), _writer(target, schema) as out, ThreadPoolExecutor(threads) as pool:
         for part in range(parts):
             con.execute(
                 f"""CREATE OR REPLACE TEMP TABLE part_pairs AS
@@ -806,8 +802,7 @@ def build_reviews(
             # still holds what the paper steps' Python work left (350 MiB at 200k pages, where
             # the whole limit on top made the build's peak, 818 MiB), and both author steps
             # completed at 2M pages within 256MB.
-            rest = int(limit_bytes(memory_limit) * (1 - SCORE_SHARE)) >> 20
-            with _connection(work, f"{max(rest, 16)}MB", threads) as con:
+            with _connection(work, after_scoring_share(memory_limit), threads) as con:
                 pairs = _author_pairs_sql(_lit(work / "name_keys.parquet"))
                 con.execute(f"CREATE TEMP TABLE author_pairs AS {pairs}")
                 counts[AUTHOR_REVIEW.name] = _write_sorted(
@@ -840,7 +835,9 @@ def _paper_review(
     prune_near(con, _lit(banded), _lit(work / "fingerprints.parquet"), near)
     candidates = work / "paper_candidates.parquet"
     sql = _paper_candidates_sql(_lit(papers), _lit(work / "title_keys.parquet"), _lit(near))
-    with _one_thread(con):
+    # One thread: each thread scanning papers' abstracts holds a whole row group of texts
+    # (150 MB at 1M papers), and two of them overran 512 MB.
+    with one_thread(con):
         con.execute(f"COPY ({sql}) TO {_lit(candidates)} (FORMAT parquet)")
     scored = work / "paper_scored.parquet"
     # How many papers the candidates name, to size the parts: HyperLogLog's estimate
@@ -856,8 +853,7 @@ def _paper_review(
     # From here on this process holds Python's share (the scored abstracts, then what
     # they leave behind), so DuckDB gets the rest of the limit, not all of it: with
     # the whole limit on top, the process peaked 0.96 GiB at 200k pages and 512MB.
-    rest = int(limit_bytes(memory_limit) * (1 - SCORE_SHARE)) >> 20
-    con.execute(f"SET memory_limit = '{max(rest, 16)}MB'")
+    con.execute(f"SET memory_limit = '{after_scoring_share(memory_limit)}'")
     score_papers(con, _lit(papers), _lit(candidates), scored, parts, max(threads, 1))
     return _write_sorted(
         con,
