@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import random
 import sys
@@ -323,29 +324,58 @@ def test_build_reviews_literal_scored_pair_by_pair(
 def test_build_reviews_literal_scored_in_many_parts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Candidates scored in more parts than pairs (each part reading only its own abstracts),
-    on more threads than chunks, list the same pairs as one part."""
-    parts: list[int] = []
-    score = review_build.score_papers
+    """Candidates joined to their abstracts a paper-id prefix at a time and split into parts
+    (each part reading only its own files of abstracts), scored on more threads than
+    chunks, list the same pairs as one part."""
+    split, score = review_build.split_candidates, review_build.score_papers
+    calls: list[int] = []
+    prefix_splits: list[tuple[str, list[str]]] = []
+
+    def split_by_prefix(*args: Any, **kwargs: Any) -> dict[str, list[Path]]:
+        written = split_by_prefix_of(*args, **kwargs)
+        prefix_splits.append((args[4] if len(args) > 4 else "paper_id", sorted(written)))
+        return written
+
+    split_by_prefix_of = review_build.split_by_prefix
+    monkeypatch.setattr(review_build, "split_by_prefix", split_by_prefix)
 
     def many_parts(
         con: duckdb.DuckDBPyConnection,
-        papers: str,
-        candidates: str,
-        target: Path,
-        count: int,
-        threads: int,
-    ) -> None:
-        parts.append(count)
-        score(con, papers, candidates, target, 7, threads=3)
+        papers: Path,
+        candidates: Path,
+        memory_limit: str,
+        work: Path,
+    ) -> list[tuple[str, str]]:
+        # What the build chose for these few pairs: one part, no split.
+        assert split(con, papers, candidates, memory_limit, work) == split(
+            con, papers, candidates, memory_limit, work / "again"
+        )
+        assert not (work / "score_split").exists()
+        # A limit of 1KB: the joins run a paper-id prefix at a time (the abstracts' 2-4 KB
+        # make 16 prefixes) and the pairs are scored in parts by a hash of paper_id_a.
+        sources = split(con, papers, candidates, "1KB", work)
+        calls.append(len(sources))
+        pairs = con.sql(f"SELECT paper_id_a, paper_id_b FROM '{candidates}'").fetchall()
+        assert prefix_splits == [
+            ("paper_id_b", sorted({b[0] for _, b in pairs})),
+            ("paper_id", sorted({a[0] for a, _ in pairs})),
+        ]
+        assert not (work / "score_split" / "seconds").exists()  # given back once joined
+        parts = list((work / "score_split" / "pairs").iterdir())
+        assert 1 < len(parts) == len(sources) <= len({a for a, _ in pairs})
+        return sources
 
-    monkeypatch.setattr(review_build, "score_papers", many_parts)
-    papers, _ = build(
-        tmp_path, papers_frame(LITERAL_PAPERS), authors_frame([]), authorship_frame([])
-    )
-    assert parts == [1]  # what score_parts chose for these few pairs
+    def hex_id(pid: str) -> str:  # hex, as real ids are (the parts are id prefixes), in order
+        return f"{int(pid[1:]) * 0x111:03x}"
+
+    monkeypatch.setattr(review_build, "split_candidates", many_parts)
+    monkeypatch.setattr(review_build, "score_papers", functools.partial(score, threads=3))
+    literal = [(hex_id(pid), title, abstract) for pid, title, abstract in LITERAL_PAPERS]
+    papers, _ = build(tmp_path, papers_frame(literal), authors_frame([]), authorship_frame([]))
+    assert calls and calls[0] > 1
+    expected = [(hex_id(a), hex_id(b), *rest) for a, b, *rest in EXPECTED_PAPERS]
     assert_frame_equal(
-        papers, pl.DataFrame(EXPECTED_PAPERS, schema=PAPER_REVIEW.polars_schema, orient="row")
+        papers, pl.DataFrame(expected, schema=PAPER_REVIEW.polars_schema, orient="row")
     )
 
 

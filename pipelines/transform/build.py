@@ -26,7 +26,6 @@ pasted into SQL text.
 
 from __future__ import annotations
 
-import itertools
 import os
 import shutil
 import time
@@ -54,6 +53,12 @@ from authorgraph.pipelines.load.publish import (
     os_errors,
     sql_literal,
     table_ddl,
+)
+from authorgraph.pipelines.transform.parts import (
+    ROW_GROUP_ROWS,
+    id_prefixes,
+    part_filter,
+    split_by_prefix,
 )
 from authorgraph.pipelines.transform.review import build_reviews
 from authorgraph.transforms.schema import CORE_TABLES, LEDGER_TABLES, REVIEW_TABLES, TABLES_BY_NAME
@@ -146,39 +151,10 @@ SELECTS: dict[str, str] = {
 #: The key each core table is built in parts by (one part per id prefix, in key order). Only
 #: papers carry wide texts; the narrow tables are built whole (DuckDB spills their sorts).
 PART_KEYS = {"papers": "paper_id", "paper_variants": "paper_id"}
-HEX = "0123456789abcdef"
 #: Memory DuckDB takes to de-duplicate or sort rows, per byte of their uncompressed data.
 TEXT_EXPANSION = 2
-#: Rows per row group of the built tables' Parquet: a reader (validation chunks, the review
-#: queues' scans of abstracts) holds about one row group of a column at a time, so this bounds
-#: its memory (DuckDB's default, 122,880 rows, is 150 MB of papers' texts); the writer, too,
-#: buffers a row group: 4,096 rows of long random texts fit a 128MB limit, 16,384 did not.
-ROW_GROUP_ROWS = 4_096
 #: The variants cache is a folder of parts (`part-<id prefix>.parquet`).
 VARIANTS_DIR = "variants"
-
-
-def id_prefixes(data_bytes: int, limit: int) -> list[str]:
-    """Id prefixes to build in parts by, so that one part's texts fit in the memory limit:
-    [""] (a single part), or all 16, 256 or 4096 hex prefixes."""
-    digits = 0
-    while digits < 3 and data_bytes > limit * 16**digits:
-        digits += 1
-    return ["".join(p) for p in itertools.product(HEX, repeat=digits)]
-
-
-def part_filter(column: str, prefix: str) -> str:
-    """SQL selecting the rows whose `column` starts with `prefix`, as a range, so DuckDB skips
-    Parquet row groups outside it (`prefix` is hex digits of our own, never data)."""
-    if not all(c in HEX for c in prefix):
-        raise ValueError(f"not an id prefix: {prefix!r}")
-    if not prefix:
-        return "true"
-    following = int(prefix, 16) + 1
-    low = f"{column} >= '{prefix}'"
-    if following == 16 ** len(prefix):
-        return low
-    return f"{low} AND {column} < '{following:0{len(prefix)}x}'"
 
 
 def _compatible(part: Path, prefix: str) -> bool:
@@ -284,28 +260,6 @@ class Parts:
             return "cache.page_links"
         columns = {c: CACHE_COLUMNS["page_links"][c] for c in LINK_COLUMNS}
         return _files_source(self.links.get(prefix, []), columns)
-
-
-def split_by_prefix(
-    con: duckdb.DuckDBPyConnection, query: str, digits: int, target: Path
-) -> dict[str, list[Path]]:
-    """Write the rows of `query` once, split into a folder per `digits`-digit paper-id
-    prefix (DuckDB's partitioned COPY, streamed: nothing sorted or held); returns each
-    prefix's files (a prefix without rows has none)."""
-    # DuckDB buffers rows per thread until this many, then appends them to each prefix's
-    # file: measured on 200k pages' texts, 512 rows wrote 16 parts in 8 s at 177 MB, 10,000
-    # rows took 14 s at 576 MB and 50,000 ran out of a 512MB limit (the default is 524,288).
-    con.execute("SET partitioned_write_flush_threshold = 512")
-    con.execute(f"SET partitioned_write_max_open_files = {min(16**digits, 256)}")
-    con.execute(
-        f"COPY (SELECT *, substr(paper_id, 1, {int(digits)}) AS prefix FROM ({query})) "
-        f"TO {sql_literal(str(target))} (FORMAT parquet, PARTITION_BY (prefix), "
-        "COMPRESSION zstd, COMPRESSION_LEVEL 1)"
-    )
-    return {
-        folder.name.removeprefix("prefix="): sorted(folder.glob("*.parquet"))
-        for folder in target.glob("prefix=*")
-    }
 
 
 #: The cached rows kept per page (the texts, `variants`, are kept per distinct text).

@@ -30,8 +30,9 @@ estimate's cut at 0.6 is 5 standard deviations under 0.8 and adds about 3e-7).
 from __future__ import annotations
 
 import itertools
+import shutil
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
@@ -64,6 +65,13 @@ from authorgraph.pipelines.transform.minhash import (
     keys_of,
     signatures,
     split_words,
+)
+from authorgraph.pipelines.transform.parts import (
+    ROW_GROUP_ROWS,
+    id_prefixes,
+    part_filter,
+    split_by,
+    split_by_prefix,
 )
 from authorgraph.transforms.review import (
     ACCENTS,
@@ -365,7 +373,8 @@ def after_scoring_share(memory_limit: str) -> str:
 def score_parts(papers: int, memory_limit: str, abstract_bytes: int) -> int:
     """How many parts to score candidates in, so that one part's abstracts take at most
     `SCORE_SHARE` of the memory limit (DuckDB keeps up to the limit in its own buffers
-    meanwhile): `papers` distinct papers among the candidates, an abstract taking
+    meanwhile): `papers` distinct first papers (`paper_id_a`) among the candidates, an
+    abstract taking
     `abstract_bytes` on average (its Parquet size) plus `TEXT_BYTES` as a Python string in a
     dict."""
     budget = int(limit_bytes(memory_limit) * SCORE_SHARE)
@@ -383,45 +392,134 @@ def mean_abstract_bytes(papers: Path) -> int:
     return total // meta.num_rows if meta.num_rows else 0
 
 
+def split_candidates(
+    con: duckdb.DuckDBPyConnection,
+    papers: Path,
+    candidates: Path,
+    memory_limit: str,
+    work: Path,
+) -> list[tuple[str, str]]:
+    """The scoring's input in parts that fit the memory limit, read in time linear in the
+    corpus: per part, (SQL of its first abstracts: `paper_id`, `abstract`; SQL of its pairs
+    with the second abstract: `paper_id_a`, `paper_id_b`, `reason`, `abstract_b`).
+
+    1. Joins: each pair gets its second abstract, and each first paper its abstract. When the
+       papers' abstracts outgrow the memory limit, both joins run a paper-id prefix at a time
+       (`id_prefixes`, as the build does), over that prefix's split of the candidates and that
+       prefix's range of `papers` (`part_filter`: the file is in key order, so DuckDB reads
+       its row groups alone). One join of 18.1M candidates with 10.7M papers ran out of 512MB.
+    2. Parts: the joined rows are split by a hash of `paper_id_a` into `score_parts` parts,
+       so that a part's first abstracts (held in a dict) and its pairs (sorted by DuckDB)
+       fit. A hash, not an id prefix: a SAME_TITLE star's first paper is its group's smallest
+       id, so at 2M pages three stars in four have one in prefix `0`.
+
+    Until 2026-11-29 each part read all of `papers` for the abstracts it needed: 63 parts and
+    19 minutes at 2M pages, growing with the square of the corpus."""
+    source = f"read_parquet({_lit(papers)})"
+    pairs_source = f"read_parquet({_lit(candidates)})"
+
+    def pairs_of(pairs: str, prefix: str) -> str:
+        return f"""SELECT c.paper_id_a, c.paper_id_b, c.reason, p.abstract AS abstract_b
+            FROM {pairs} AS c
+            JOIN (SELECT paper_id, abstract FROM {source} WHERE {part_filter("paper_id", prefix)})
+              AS p ON p.paper_id = c.paper_id_b"""
+
+    def firsts_of(ids: str, prefix: str) -> str:
+        return f"""SELECT paper_id, abstract FROM {source}
+            WHERE {part_filter("paper_id", prefix)} AND paper_id IN (SELECT paper_id FROM {ids})"""
+
+    abstract = mean_abstract_bytes(papers)
+    data = 2 * abstract * pq.read_metadata(papers).num_rows
+    ranges = id_prefixes(data, limit_bytes(memory_limit))
+    rows = con.execute(
+        f"SELECT count(*), approx_count_distinct(paper_id_a) FROM {pairs_source}"
+    ).fetchall()
+    if not rows[0][0]:
+        return []
+    # Each pair's second abstract and each first abstract, once; a few percent over the count.
+    parts = score_parts(
+        int((rows[0][0] + rows[0][1]) * (1 + APPROX_MARGIN)), memory_limit, abstract
+    )
+    first_ids = f"SELECT paper_id_a AS paper_id FROM {pairs_source}"
+    pairs, firsts = pairs_of(pairs_source, ""), firsts_of(f"({first_ids})", "")
+    if len(ranges) == 1 and parts == 1:
+        return [(firsts, pairs)]
+    split = make_dir(work / "score_split")
+    if len(ranges) > 1:  # on the connection's threads, as every split here
+        digits = len(ranges[0])
+        seconds = split_by_prefix(
+            con, f"SELECT * FROM {pairs_source}", digits, split / "seconds", "paper_id_b"
+        )
+        pairs = _joined(con, seconds, pairs_of, split / "joined" / "pairs")
+        ids = split_by_prefix(con, first_ids, digits, split / "first_ids")
+        firsts = _joined(con, ids, firsts_of, split / "joined" / "firsts")
+        for done in ("seconds", "first_ids"):  # joined: give the disk back
+            shutil.rmtree(split / done)
+    if parts == 1:
+        return [(firsts, pairs)]
+    key = f"hash({{}}) % {parts}"
+    by_part = split_by(con, pairs, key.format("paper_id_a"), split / "pairs")
+    firsts_by_part = split_by(con, firsts, key.format("paper_id"), split / "firsts")
+    shutil.rmtree(split / "joined", ignore_errors=True)  # split: give the disk back (4 GB at 2M)
+    return [
+        (f"SELECT * FROM {_files(firsts_by_part[part])}", f"SELECT * FROM {_files(files)}")
+        for part, files in sorted(by_part.items())
+    ]
+
+
+def _joined(
+    con: duckdb.DuckDBPyConnection,
+    inputs: dict[str, list[Path]],
+    join: Callable[[str, str], str],
+    target: Path,
+) -> str:
+    """SQL reading `join(files, prefix)` run for each prefix's files (at least one prefix),
+    each written to its own file in `target`."""
+    outputs = []
+    for prefix, files in sorted(inputs.items()):
+        outputs.append(make_dir(target) / f"{prefix}.parquet")
+        _copy(con, join(_files(files), prefix), outputs[-1])
+    return f"SELECT * FROM {_files(outputs)}"
+
+
 def score_papers(
     con: duckdb.DuckDBPyConnection,
-    papers: str,
-    candidates: str,
+    sources: list[tuple[str, str]],
     target: Path,
-    parts: int,
     threads: int = 1,
 ) -> None:
     """The exact similarity of each candidate pair; NEAR_ABSTRACT pairs under 0.8 dropped.
-    Candidates are scored in `parts` parts (by a hash of paper_id_a) to bound memory. Each
-    part reads papers once, into a dict of the abstracts it needs, and its pairs come in
-    paper_id_a order, so a SAME_TITLE group's first paper is encoded once for its whole star.
-    (Joining papers to the pairs once per side, in DuckDB, read papers twice per part and
-    made the texts travel once per pair: a third of the scoring time at 200k pages.) A batch's
-    chunks of texts are encoded on `threads` threads (Arrow's part of it releases the GIL)."""
+    Part by part (`split_candidates`): the part's first abstracts into a dict, then its pairs
+    in paper_id_a order, so a SAME_TITLE group's first paper is encoded once for its whole
+    star. A batch's chunks of texts are encoded on `threads` threads (Arrow's part of it
+    releases the GIL)."""
     schema = PAPER_REVIEW.arrow_schema
     with one_thread(con), _writer(target, schema) as out, ThreadPoolExecutor(threads) as pool:
-        for part in range(parts):
-            con.execute(
-                f"""CREATE OR REPLACE TEMP TABLE part_pairs AS
-                SELECT paper_id_a, paper_id_b, reason FROM read_parquet({candidates})
-                WHERE hash(paper_id_a) % {parts} = {part}"""
-            )
+        for first_source, pair_source in sources:
             texts: dict[str, str | None] = {}
-            for batch in con.sql(
-                f"""SELECT paper_id, abstract FROM read_parquet({papers})
-                SEMI JOIN (SELECT paper_id_a AS paper_id FROM part_pairs
-                           UNION SELECT paper_id_b FROM part_pairs) USING (paper_id)"""
-            ).to_arrow_reader(BATCH_ROWS):
+            for batch in con.sql(first_source).to_arrow_reader(BATCH_ROWS):
                 ids, abstracts = batch.column(0).to_pylist(), batch.column(1).to_pylist()
                 texts.update(zip(ids, abstracts, strict=True))
             reader = con.sql(
-                "SELECT * FROM part_pairs ORDER BY paper_id_a, paper_id_b"
+                f"SELECT * FROM ({pair_source}) ORDER BY paper_id_a, paper_id_b"
             ).to_arrow_reader(BATCH_ROWS)
             for batch in reader:
                 kept = _scored(batch, texts, pool)
                 if kept:
                     out.write_batch(_batch([list(c) for c in zip(*kept, strict=True)], schema))
-        con.execute("DROP TABLE IF EXISTS part_pairs")
+
+
+def _files(paths: list[Path]) -> str:
+    """SQL reading Parquet files (at least one)."""
+    return f"read_parquet([{', '.join(_lit(p) for p in paths)}])"
+
+
+def _copy(con: duckdb.DuckDBPyConnection, query: str, target: Path) -> None:
+    """`query`'s rows into a Parquet file in row groups of ROW_GROUP_ROWS (texts: see there)."""
+    con.execute(
+        f"COPY ({query}) TO {_lit(target)} (FORMAT parquet, COMPRESSION zstd, "
+        f"COMPRESSION_LEVEL 1, ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
+    )
 
 
 def shingle_codes(texts: list[str | None]) -> tuple[npt.NDArray[np.int64], list[int]]:
@@ -487,14 +585,14 @@ def text_overlaps(pairs: list[tuple[str | None, str | None]]) -> list[tuple[int,
 def _scored(
     batch: pa.RecordBatch, texts: dict[str, str | None], pool: Executor
 ) -> list[tuple[str, str, str, float | None]]:
-    """The batch's pairs (paper_id_a, paper_id_b, reason) with the exact similarity of their
-    abstracts in `texts`, NEAR_ABSTRACT pairs under 0.8 dropped; texts encoded SCORE_CHARS
-    characters at a time, the chunks spread over `pool`."""
+    """The batch's pairs (paper_id_a, paper_id_b, reason, abstract_b) with the exact
+    similarity of their abstracts (paper_id_a's in `texts`), NEAR_ABSTRACT pairs under 0.8
+    dropped; texts encoded SCORE_CHARS characters at a time, the chunks spread over `pool`."""
     ids_a = cast("list[str]", batch.column(0).to_pylist())
     ids_b = cast("list[str]", batch.column(1).to_pylist())
     reasons = cast("list[str]", batch.column(2).to_pylist())
     texts_a = [texts[i] for i in ids_a]
-    texts_b = [texts[i] for i in ids_b]
+    texts_b = cast("list[str | None]", batch.column(3).to_pylist())
     kept: list[tuple[str, str, str, float | None]] = []
     chunks = list(_chunks(texts_a, texts_b))
     scored = pool.map(
@@ -840,21 +938,12 @@ def _paper_review(
     with one_thread(con):
         con.execute(f"COPY ({sql}) TO {_lit(candidates)} (FORMAT parquet)")
     scored = work / "paper_scored.parquet"
-    # How many papers the candidates name, to size the parts: HyperLogLog's estimate
-    # (a few percent off, in fixed memory). The exact distinct count ran out of 512MB
-    # at 2M pages (18.1M candidates naming about 10M papers).
-    rows = con.execute(
-        f"""SELECT approx_count_distinct(paper_id) FROM (
-            SELECT paper_id_a AS paper_id FROM read_parquet({_lit(candidates)})
-            UNION ALL SELECT paper_id_b FROM read_parquet({_lit(candidates)}))"""
-    ).fetchall()
-    papers_named = int(rows[0][0] * (1 + APPROX_MARGIN))
-    parts = score_parts(papers_named, memory_limit, mean_abstract_bytes(papers))
+    sources = split_candidates(con, papers, candidates, memory_limit, work)
     # From here on this process holds Python's share (the scored abstracts, then what
     # they leave behind), so DuckDB gets the rest of the limit, not all of it: with
     # the whole limit on top, the process peaked 0.96 GiB at 200k pages and 512MB.
     con.execute(f"SET memory_limit = '{after_scoring_share(memory_limit)}'")
-    score_papers(con, _lit(papers), _lit(candidates), scored, parts, max(threads, 1))
+    score_papers(con, sources, scored, threads=max(threads, 1))
     return _write_sorted(
         con,
         f"SELECT * FROM read_parquet({_lit(scored)}) ORDER BY paper_id_a, paper_id_b",
