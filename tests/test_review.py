@@ -361,6 +361,7 @@ def test_build_reviews_literal_scored_in_many_parts(
             ("paper_id", sorted({a[0] for a, _ in pairs})),
         ]
         assert not (work / "score_split" / "seconds").exists()  # given back once joined
+        assert not (work / "score_split" / "joined").exists()  # given back once split
         parts = list((work / "score_split" / "pairs").iterdir())
         assert 1 < len(parts) == len(sources) <= len({a for a, _ in pairs})
         return sources
