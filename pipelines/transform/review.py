@@ -373,10 +373,9 @@ def after_scoring_share(memory_limit: str) -> str:
 def score_parts(papers: int, memory_limit: str, abstract_bytes: int) -> int:
     """How many parts to score candidates in, so that one part's abstracts take at most
     `SCORE_SHARE` of the memory limit (DuckDB keeps up to the limit in its own buffers
-    meanwhile): `papers` distinct first papers (`paper_id_a`) among the candidates, an
-    abstract taking
-    `abstract_bytes` on average (its Parquet size) plus `TEXT_BYTES` as a Python string in a
-    dict."""
+    meanwhile): `papers` abstracts in all (`split_candidates` counts each first paper's and
+    each pair's second), one taking `abstract_bytes` on average (its Parquet size) plus
+    `TEXT_BYTES` as a Python string."""
     budget = int(limit_bytes(memory_limit) * SCORE_SHARE)
     return max(1, -(-papers * (abstract_bytes + TEXT_BYTES) // budget))
 
