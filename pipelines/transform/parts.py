@@ -31,7 +31,9 @@ def id_prefixes(data_bytes: int, limit: int) -> list[str]:
 
 def part_filter(column: str, prefix: str) -> str:
     """SQL selecting the rows whose `column` starts with `prefix`, as a range, so DuckDB skips
-    Parquet row groups outside it (`prefix` is hex digits of our own, never data)."""
+    Parquet row groups outside it. `prefix` is pasted into the SQL, so it must be hex digits:
+    one of `id_prefixes`, or an id prefix read back from a split's folder names (ids are hex
+    digests); anything else is refused."""
     if not all(c in HEX for c in prefix):
         raise ValueError(f"not an id prefix: {prefix!r}")
     if not prefix:
