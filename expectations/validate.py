@@ -11,11 +11,14 @@ GX context (nothing is written outside the Data Docs folder). A table arrives as
   column of it, for each metric it filters (the rows not null, the unexpected ones), so a
   papers chunk with its abstracts was copied again for each check of its titles;
 - set-level expectations (uniqueness, row counts...) run once on the whole table, projected to
-  the columns they name;
+  the columns they name; uniqueness runs on partitions of the keys split by a hash of the
+  first key column (equal keys meet in one partition). A caller with large tables splits
+  them on disk beforehand (`key_parts`), so that no table's keys are ever held whole;
 - schema-level expectations (the column list) run on a zero-row frame with every column.
 
 `ROW_LEVEL_TYPES`, `SET_LEVEL_TYPES` and `SCHEMA_LEVEL_TYPES` are the one place that says which
-is which. The cross-table suite judges `relationships_frame`, built from key-only projections.
+is which. The cross-table suite judges `relationships_frame`, built from key-only projections,
+or the same rows built on disk by the caller (`tables[RELATIONSHIPS]`) and read in chunks.
 Each chunk goes to GX as pandas with Arrow dtypes; every expectation is counted and reported
 once, whatever the number of chunks.
 
@@ -463,10 +466,28 @@ def _rows_within(meta: pq.FileMetaData, columns: Sequence[str], budget: int) -> 
     return max(int(budget / per_row), 1_000) if per_row else budget
 
 
+def key_part_count(rows: int, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> int:
+    """How many partitions the keys-level expectations of a table of `rows` rows judge."""
+    return max(-(-rows // max(chunk_rows, 1)), 1)
+
+
+def key_columns(suites_dir: Path = SUITES_DIR) -> dict[str, list[str]]:
+    """Per table, the columns its suite's keys-level expectations name, the one partitions
+    are hashed on first (tables without such expectations are left out)."""
+    found: dict[str, list[str]] = {}
+    for path in sorted(suites_dir.glob("*.json")):
+        for expectation in json.loads(path.read_text(encoding="utf-8"))["expectations"]:
+            if expectation_level(expectation) == "keys":
+                columns = found.setdefault(path.stem, [])
+                named = _named_columns(expectation.get("kwargs", {})) or []
+                columns += [c for c in named if c not in columns]
+    return found
+
+
 def key_partitions(keys: pa.Table, chunk_rows: int) -> Iterator[pa.Table]:
     """The key columns' rows split into about rows / chunk_rows partitions by a hash of the
     first key column, so equal keys share a partition (one partition if the table is small)."""
-    parts = max(-(-keys.num_rows // max(chunk_rows, 1)), 1)
+    parts = key_part_count(keys.num_rows, chunk_rows)
     if parts == 1 or keys.num_columns == 0:
         yield keys
         return
@@ -615,6 +636,7 @@ def validate_tables(
     changed: Mapping[str, TableInput] | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     page_stats: pl.DataFrame | None = None,
+    key_parts: Mapping[str, Sequence[Path]] | None = None,
 ) -> ValidationReport:
     """Run each table's suite and the cross-table suite; rebuild the Data Docs site.
 
@@ -624,6 +646,11 @@ def validate_tables(
     rows, while set- and schema-level expectations and the cross-table suite always judge the
     whole table. `page_stats`, when given, is the run's one row of page statistics
     (authorgraph.pipelines.transform.drift), judged by the `layout_drift` suite.
+
+    Large tables need not be held whole for the checks that judge all their rows at once:
+    `tables[RELATIONSHIPS]`, when given, is the cross-table suite's input (as
+    `relationships_frame` builds it), and `key_parts[name]` files that together hold that
+    table's key columns (`key_columns`), equal keys in the same file, judged one at a time.
     Raises TableUnreadable when a Parquet file cannot be read.
     """
     if chunk_rows < 1:
@@ -632,7 +659,9 @@ def validate_tables(
     extra = {} if page_stats is None else {LAYOUT_DRIFT: page_stats}
 
     def build(site_dir: Path) -> None:
-        _run_suites(tables, changed or {}, site_dir, suites_dir, chunk_rows, found, extra)
+        _run_suites(
+            tables, changed or {}, site_dir, suites_dir, chunk_rows, found, extra, key_parts or {}
+        )
 
     _replace_dir(docs_dir, build)
     index = docs_dir / "index.html"
@@ -782,6 +811,7 @@ def _run_suites(
     chunk_rows: int,
     found: _Collected,
     extra: Mapping[str, pl.DataFrame],
+    key_parts: Mapping[str, Sequence[Path]],
 ) -> None:
     """Validate every input (the tables, their relationships, and `extra`: a suite's name to
     its input frame), gather every expectation's outcome in `found` (each counted once,
@@ -792,7 +822,8 @@ def _run_suites(
     gx = import_gx()
     sources = {name: _Source(data) for name, data in tables.items()}
     inputs = dict(sources)
-    if RELATIONSHIP_KEYS.keys() <= sources.keys():  # the cross-table suite needs all three
+    # the cross-table suite needs all three tables, unless its input is given
+    if RELATIONSHIPS not in sources and RELATIONSHIP_KEYS.keys() <= sources.keys():
         keys = {n: pl.DataFrame(sources[n].project(k)) for n, k in RELATIONSHIP_KEYS.items()}
         inputs[RELATIONSHIPS] = _Source(relationships_frame(keys))
         del keys
@@ -871,6 +902,8 @@ def _run_suites(
                 chunks = iter([source.empty()])
             elif level == "set":
                 chunks = iter([source.project(columns)])
+            elif level == "keys" and name in key_parts:  # split on disk, equal keys together
+                chunks = (_Source(path).project(columns) for path in key_parts[name])
             elif level == "keys":
                 chunks = key_partitions(source.project(columns), chunk_rows)
             else:

@@ -26,9 +26,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from authorgraph.expectations.validate import (
+    RELATIONSHIPS,
     ExpectationResult,
     ValidationFailed,
     ValidationReport,
+    key_columns,
+    key_part_count,
     validate_tables,
 )
 from authorgraph.pipelines.config import Settings
@@ -81,7 +84,9 @@ from authorgraph.pipelines.transform.build import (
     PAGE_KINDS,
     BuildLimits,
     CacheInputs,
+    KeyChecks,
     build_tables,
+    key_checks,
     ledger_checks,
     rows_not_in,
     same_rows,
@@ -552,15 +557,44 @@ def validate(transformed: Transformed, settings: Settings) -> ValidationReport:
 
     When the published tables passed under the same suites and code (`keys_match`), the
     row-level expectations see only the rows that are new or changed since then; the
-    set-level ones (keys, uniqueness, relationships) always see whole tables. The page
+    set-level ones (keys, uniqueness, relationships) always see whole tables, split on disk
+    first (`key_checks_for`) so that no process holds a large table's keys whole. The page
     statistics always describe the whole run (every page, reused ones too).
     """
     tables: dict[str, Path] = {t.name: transformed.table_path(t.name) for t in CORE_TABLES}
     stats = run_page_stats(transformed, settings)
     changed = changed_rows(transformed, settings) if transformed.keys_match else None
     tables["ledger"] = ledger_checks_for(transformed, settings)
-    docs = settings.data_docs_dir
-    return children.call_validator(validate_tables, tables, docs, changed=changed, page_stats=stats)
+    keys = key_checks_for(transformed, settings)
+    if keys.relationships is not None:
+        tables[RELATIONSHIPS] = keys.relationships
+    return children.call_validator(
+        validate_tables,
+        tables,
+        settings.data_docs_dir,
+        changed=changed,
+        page_stats=stats,
+        key_parts=keys.parts,
+    )
+
+
+def key_checks_for(transformed: Transformed, settings: Settings) -> KeyChecks:
+    """The relationships frame and the key partitions of tables over one chunk (DuckDB,
+    memory bounded), staged for the suites that judge whole tables (`key_checks`)."""
+    tables = {t.name: transformed.table_path(t.name) for t in CORE_TABLES}
+    keys = key_columns()
+    try:
+        rows = {n: pq.read_metadata(tables[n]).num_rows for n in keys if n in tables}
+    except (OSError, pa.ArrowException):  # the suites read the file and name it
+        return KeyChecks(None, {})
+    parts = {n: count for n, r in rows.items() if (count := key_part_count(r)) > 1}
+    target = transformed.stage_dir / "checks"
+    try:
+        limits = _limits(settings)
+        return in_child(transformed.isolate, key_checks, tables, keys, parts, target, limits)
+    except OSError as exc:
+        shutil.rmtree(transformed.stage_dir, ignore_errors=True)  # give the space back
+        raise _staging_error(exc, settings.warehouse) from None
 
 
 def ledger_checks_for(transformed: Transformed, settings: Settings) -> Path:

@@ -341,9 +341,10 @@ def test_a_build_whose_inserts_each_run_out_once_gives_the_same_tables(
 def test_a_large_build_runs_in_a_child_process_with_the_same_tables(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seeds_warehouse: Path
 ) -> None:
-    """Forced isolation (as for inputs over 64 MiB): the DuckDB build, page statistics and
-    ledger checks run in spawned children, the run validates, and the published tables equal
-    an in-process build's (the session's `seeds_warehouse`)."""
+    """Forced isolation (as for inputs over 64 MiB): the DuckDB build, page statistics,
+    ledger checks and key checks (what the whole-table suites read) run in spawned children,
+    the run validates, and the published tables equal an in-process build's (the session's
+    `seeds_warehouse`)."""
     import os
 
     from authorgraph.pipelines import stages
@@ -366,7 +367,8 @@ def test_a_large_build_runs_in_a_child_process_with_the_same_tables(
     monkeypatch.setattr(stages, "ISOLATE_BYTES", 0)
     isolated = run_stages(Settings(seeds=SEEDS, warehouse=tmp_path / "isolated")).tables
     assert children and os.getpid() not in children
-    assert isolated_steps == ["build_tables", "page_stats", "ledger_checks"]  # first run
+    steps = ["build_tables", "page_stats", "ledger_checks", "key_checks"]
+    assert isolated_steps == steps  # first run
     for table in BUILT_TABLES:
         inline = pl.read_parquet(seeds_warehouse / "parquet" / f"{table.name}.parquet")
         assert_frame_equal(isolated[table.name], inline)

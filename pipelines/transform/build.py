@@ -638,3 +638,75 @@ def ledger_checks(tables: dict[str, Path], target: Path, limits: BuildLimits) ->
             con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({source})")
         _copy_to(con, LEDGER_CHECKS, target)
     return target
+
+
+#: The cross-table suite's input, as `relationships_frame` (authorgraph.expectations.validate)
+#: builds it in memory: authorship left-joined to the keys of authors and papers, a null
+#: `*_ref` marking a dangling row.
+RELATIONSHIPS_SQL = """
+    SELECT a.author_id, a.paper_id, au.author_id AS author_ref, p.paper_id AS paper_ref
+    FROM authorship AS a
+    LEFT JOIN (SELECT DISTINCT author_id FROM authors) AS au ON a.author_id = au.author_id
+    LEFT JOIN (SELECT DISTINCT paper_id FROM papers) AS p ON a.paper_id = p.paper_id
+"""
+#: The columns RELATIONSHIPS_SQL reads, by table.
+RELATIONSHIP_COLUMNS = {
+    "authorship": ("author_id", "paper_id"),
+    "authors": ("author_id",),
+    "papers": ("paper_id",),
+}
+
+
+@dataclass(frozen=True)
+class KeyChecks:
+    """What the set-level checks of large tables read instead of whole tables in memory:
+    the cross-table suite's rows, and per table its key columns split into files."""
+
+    relationships: Path | None  # None: a table lacks a column it joins on (the suites say so)
+    parts: dict[str, list[Path]]
+
+
+def key_checks(
+    tables: dict[str, Path],
+    keys: dict[str, list[str]],
+    parts: dict[str, int],
+    target: Path,
+    limits: BuildLimits,
+) -> KeyChecks:
+    """The inputs of the checks that judge whole tables at once, written under `target` by
+    DuckDB with its memory bounded (it spills beyond it): the relationships frame
+    (`RELATIONSHIPS_SQL`), and for each table named in `parts`, its `keys` columns split into
+    that many files by a hash of the first, so that equal keys share a file. At 2M pages the
+    same checks in memory held 6 GiB. A table missing a column is left to the suites, which
+    read it themselves and report the column."""
+    make_dir(target)
+    present = {n: set(pq.read_schema(path).names) for n, path in tables.items()}
+    with scratch_connection(target / "spill", limits) as con:
+        relationships = None
+        if all(set(c) <= present.get(n, set()) for n, c in RELATIONSHIP_COLUMNS.items()):
+            for name in RELATIONSHIP_COLUMNS:
+                source = sql_literal(str(tables[name]))
+                con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({source})")
+            relationships = target / "relationships.parquet"
+            _copy_to(con, RELATIONSHIPS_SQL, relationships)
+        split: dict[str, list[Path]] = {}
+        for name, count in parts.items():
+            columns = [c for c in keys.get(name, []) if c in present.get(name, set())]
+            if not columns or columns[0] != keys[name][0]:
+                continue
+            names = ", ".join(_identifier(c) for c in columns)
+            folder = make_dir(target / "keys") / name
+            con.execute(
+                f"COPY (SELECT {names}, hash({_identifier(columns[0])}) % {int(count)} AS part "
+                f"FROM read_parquet({sql_literal(str(tables[name]))})) "
+                f"TO {sql_literal(str(folder))} (FORMAT parquet, PARTITION_BY (part))"
+            )
+            split[name] = sorted(folder.rglob("*.parquet"))
+            for path in [*split[name], *folder.rglob("part=*")]:
+                no_world_write(path)
+    return KeyChecks(relationships, split)
+
+
+def _identifier(name: str) -> str:
+    """A column name quoted for DuckDB SQL."""
+    return '"' + name.replace('"', '""') + '"'
