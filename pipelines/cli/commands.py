@@ -24,7 +24,13 @@ import typer
 from rich.console import Console
 
 from authorgraph.pipelines.config import ConfigError, Settings, quiet_libraries, resolve_settings
-from authorgraph.pipelines.ops.lifecycle import hard_exit, leave, output_lost, stops_on_signals
+from authorgraph.pipelines.ops.lifecycle import (
+    hard_exit,
+    leave,
+    output_lost,
+    quiet_resource_tracker,
+    stops_on_signals,
+)
 
 if TYPE_CHECKING:
     import polars as pl
@@ -536,6 +542,7 @@ def server_status() -> None:
 def main() -> None:
     """Console-script entry point: the CLI, then `leave` (no interpreter teardown: a run
     ends 0.3 s sooner)."""
+    quiet_resource_tracker()
     try:
         app()
     except SystemExit as done:

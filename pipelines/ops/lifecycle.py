@@ -282,6 +282,22 @@ def leave(code: object) -> NoReturn:
     os._exit(status)
 
 
+#: The resource tracker's warnings (`-W` options reach it from `sys.warnoptions`).
+QUIET_TRACKER = "ignore::UserWarning:multiprocessing.resource_tracker"
+
+
+def quiet_resource_tracker() -> None:
+    """Keep multiprocessing's resource tracker from printing on the terminal's stderr after a
+    command's one line. When a command ends at once (`hard_exit`) and the machine is too
+    busy for the exit finalizers' second, the tracker unlinks the semaphores the process
+    left (a parse pool's queue locks) itself, and said so with "leaked semaphore objects"
+    warnings: seen with six test workers on two cores. The tracker still cleans up; only its
+    warnings go. It is started with the interpreter's `-W` options, read from
+    `sys.warnoptions` when it starts: call this before any pool exists."""
+    if QUIET_TRACKER not in sys.warnoptions:
+        sys.warnoptions.append(QUIET_TRACKER)
+
+
 def hard_exit(code: int, timeout: float = 1.0) -> NoReturn:
     """`os._exit(code)` for a command whose main thread will not finish in time (it still
     talks to a Prefect server that has gone), after the one step of exit that must not be
