@@ -35,6 +35,9 @@ from authorgraph.pipelines.ops.lifecycle import (
 if TYPE_CHECKING:
     import polars as pl
 
+    from authorgraph.expectations.validate import TableInput
+    from authorgraph.pipelines.transform.build import KeyChecks
+
 EXIT_VALIDATION, EXIT_USAGE, EXIT_STRICT, EXIT_BUSY = 1, 2, 3, 4
 EXIT_WAREHOUSE, EXIT_NO_SPACE, EXIT_SERVER_GONE = 5, 6, 7
 # Seconds a command whose kept server ended has to wind down (its own clean-up runs at once;
@@ -293,52 +296,31 @@ def validate(warehouse: WarehouseOpt = None) -> None:
     """Re-run the suites against the published tables."""
     settings = settings_or_exit(warehouse=warehouse)
     quiet_libraries()
-    from authorgraph.expectations.validate import TableInput, TableUnreadable, validate_tables
+    import tempfile
+
+    from authorgraph.expectations.validate import TableUnreadable, validate_tables
     from authorgraph.pipelines.load.folder import check_data_docs
-    from authorgraph.pipelines.load.publish import (
-        PARQUET_DIR,
-        STATE_DIR,
-        WarehouseError,
-        current_version,
-        deny_world_write,
-        read_published_tables,
-    )
-    from authorgraph.pipelines.transform.drift import page_stats
-    from authorgraph.transforms.schema import CORE_TABLES
+    from authorgraph.pipelines.load.publish import WarehouseError, deny_world_write
 
     deny_world_write()
-    tables: dict[str, TableInput]
-    stats = None
     warnings: list[str] = []
-    try:
-        check_data_docs(settings.data_docs_dir)
-        version = current_version(settings.warehouse)
-        if version is not None:  # the published Parquet files, read a chunk at a time
-            tables = {t.name: version / PARQUET_DIR / f"{t.name}.parquet" for t in CORE_TABLES}
-            try:  # the page statistics of the published parse cache (layout drift)
-                stats = page_stats(version / STATE_DIR)
-            except OSError as exc:
-                warnings.append(f"the layout_drift suite was not run: {exc}")
-            try:  # the listing ledger's invariants
-                tables["ledger"] = published_ledger_checks(version)
-            except OSError as exc:
-                warnings.append(f"the ledger suite was not run: {exc}")
-        else:  # no versioned publish: the DuckDB file (or the error saying there is none)
-            import polars as pl
-
-            published = read_published_tables(settings.warehouse)
-            tables = {t.name: pl.DataFrame(published[t.name]) for t in CORE_TABLES}
-    except WarehouseError as exc:
-        raise fail(str(exc), warehouse_exit_code(exc)) from None
-    try:
-        report = validate_tables(tables, settings.data_docs_dir, page_stats=stats)
-    except TableUnreadable as exc:
-        raise fail(str(exc), EXIT_WAREHOUSE) from None
-    except OSError as exc:
-        raise fail(
-            f"cannot write Data Docs into {settings.data_docs_dir}: {exc.strerror or exc}",
-            EXIT_WAREHOUSE,
-        ) from None
+    with tempfile.TemporaryDirectory(prefix="authorgraph-validate-") as scratch:
+        try:
+            check_data_docs(settings.data_docs_dir)
+            tables, stats, key_parts = published_inputs(settings, Path(scratch), warnings)
+        except WarehouseError as exc:
+            raise fail(str(exc), warehouse_exit_code(exc)) from None
+        try:
+            report = validate_tables(
+                tables, settings.data_docs_dir, page_stats=stats, key_parts=key_parts
+            )
+        except TableUnreadable as exc:
+            raise fail(str(exc), EXIT_WAREHOUSE) from None
+        except OSError as exc:
+            raise fail(
+                f"cannot write Data Docs into {settings.data_docs_dir}: {exc.strerror or exc}",
+                EXIT_WAREHOUSE,
+            ) from None
     out.print(f"validation: {report.headline()}", markup=False)
     out.print(f"data docs: {report.data_docs_index}", markup=False)
     for warning in warnings + report.warnings:
@@ -347,6 +329,68 @@ def validate(warehouse: WarehouseOpt = None) -> None:
         for line in report.failure_lines():
             err.print(f"  FAILED {line}", markup=False)
         raise typer.Exit(EXIT_VALIDATION)
+
+
+def published_inputs(
+    settings: Settings, scratch: Path, warnings: list[str]
+) -> tuple[dict[str, TableInput], pl.DataFrame | None, dict[str, list[Path]]]:
+    """What `validate` judges: the published tables, the page statistics and the ledger's
+    counts, and the whole-table checks' inputs staged under `scratch` (a suite that cannot
+    be fed is named in `warnings`); the tables, page statistics and key partitions."""
+    import duckdb
+    import polars as pl
+    import pyarrow as pa
+
+    from authorgraph.expectations.validate import RELATIONSHIPS
+    from authorgraph.pipelines.load.publish import (
+        PARQUET_DIR,
+        STATE_DIR,
+        current_version,
+        read_published_tables,
+    )
+    from authorgraph.pipelines.transform.drift import page_stats
+    from authorgraph.transforms.schema import CORE_TABLES
+
+    version = current_version(settings.warehouse)
+    if version is None:  # no versioned publish: the DuckDB file (or the error saying there is none)
+        published = read_published_tables(settings.warehouse)
+        return {t.name: pl.DataFrame(published[t.name]) for t in CORE_TABLES}, None, {}
+    # the published Parquet files, read a chunk at a time
+    tables: dict[str, TableInput] = {
+        t.name: version / PARQUET_DIR / f"{t.name}.parquet" for t in CORE_TABLES
+    }
+    stats = None
+    try:  # the page statistics of the published parse cache (layout drift)
+        stats = page_stats(version / STATE_DIR)
+    except OSError as exc:
+        warnings.append(f"the layout_drift suite was not run: {exc}")
+    try:  # the listing ledger's invariants
+        tables["ledger"] = published_ledger_checks(version)
+    except OSError as exc:
+        warnings.append(f"the ledger suite was not run: {exc}")
+    key_parts: dict[str, list[Path]] = {}
+    # a damaged file: the suites read the tables themselves and name it
+    with contextlib.suppress(OSError, duckdb.Error, pa.ArrowException):
+        keys = published_key_checks(tables, scratch)
+        key_parts = keys.parts
+        if keys.relationships is not None:
+            tables[RELATIONSHIPS] = keys.relationships
+    return tables, stats, key_parts
+
+
+def published_key_checks(tables: dict[str, TableInput], scratch: Path) -> KeyChecks:
+    """What the whole-table suites read for a published version (`key_checks`), under
+    `scratch`: its key columns split on disk, so that a large table is never held whole."""
+    import pyarrow.parquet as pq
+
+    from authorgraph.expectations.validate import key_columns, key_part_count
+    from authorgraph.pipelines.transform.build import BuildLimits, key_checks
+
+    paths = {n: t for n, t in tables.items() if isinstance(t, Path)}
+    keys = key_columns()
+    rows = {n: pq.read_metadata(paths[n]).num_rows for n in keys if n in paths}
+    parts = {n: count for n, r in rows.items() if (count := key_part_count(r)) > 1}
+    return key_checks(paths, keys, parts, scratch / "checks", BuildLimits())
 
 
 def published_ledger_checks(version: Path) -> pl.DataFrame:
