@@ -484,6 +484,16 @@ def key_columns(suites_dir: Path = SUITES_DIR) -> dict[str, list[str]]:
     return found
 
 
+def key_part_counts(
+    tables: Mapping[str, TableInput], chunk_rows: int = DEFAULT_CHUNK_ROWS
+) -> dict[str, int]:
+    """For each table with keys-level expectations and more than one chunk of rows, how many
+    partitions its keys are judged in (from the Parquet footers; raises TableUnreadable)."""
+    rows = {n: _Source(tables[n]).num_rows() for n in key_columns() if n in tables}
+    counts = {name: key_part_count(r, chunk_rows) for name, r in rows.items()}
+    return {name: count for name, count in counts.items() if count > 1}
+
+
 def key_partitions(keys: pa.Table, chunk_rows: int) -> Iterator[pa.Table]:
     """The key columns' rows split into about rows / chunk_rows partitions by a hash of the
     first key column, so equal keys share a partition (one partition if the table is small)."""

@@ -28,10 +28,11 @@ import pyarrow.parquet as pq
 from authorgraph.expectations.validate import (
     RELATIONSHIPS,
     ExpectationResult,
+    TableUnreadable,
     ValidationFailed,
     ValidationReport,
     key_columns,
-    key_part_count,
+    key_part_counts,
     validate_tables,
 )
 from authorgraph.pipelines.config import Settings
@@ -582,15 +583,14 @@ def key_checks_for(transformed: Transformed, settings: Settings) -> KeyChecks:
     """The relationships frame and the key partitions of tables over one chunk (DuckDB,
     memory bounded), staged for the suites that judge whole tables (`key_checks`)."""
     tables = {t.name: transformed.table_path(t.name) for t in CORE_TABLES}
-    keys = key_columns()
     try:
-        rows = {n: pq.read_metadata(tables[n]).num_rows for n in keys if n in tables}
-    except (OSError, pa.ArrowException):  # the suites read the file and name it
+        parts = key_part_counts(dict(tables))
+    except TableUnreadable:  # the suites read the file and name it
         return KeyChecks(None, {})
-    parts = {n: count for n, r in rows.items() if (count := key_part_count(r)) > 1}
     target = transformed.stage_dir / "checks"
     try:
         limits = _limits(settings)
+        keys = key_columns()
         return in_child(transformed.isolate, key_checks, tables, keys, parts, target, limits)
     except OSError as exc:
         shutil.rmtree(transformed.stage_dir, ignore_errors=True)  # give the space back

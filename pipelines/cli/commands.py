@@ -341,7 +341,7 @@ def published_inputs(
     import polars as pl
     import pyarrow as pa
 
-    from authorgraph.expectations.validate import RELATIONSHIPS
+    from authorgraph.expectations.validate import RELATIONSHIPS, TableUnreadable
     from authorgraph.pipelines.load.publish import (
         PARQUET_DIR,
         STATE_DIR,
@@ -370,7 +370,7 @@ def published_inputs(
         warnings.append(f"the ledger suite was not run: {exc}")
     key_parts: dict[str, list[Path]] = {}
     # a damaged file: the suites read the tables themselves and name it
-    with contextlib.suppress(OSError, duckdb.Error, pa.ArrowException):
+    with contextlib.suppress(OSError, duckdb.Error, pa.ArrowException, TableUnreadable):
         keys = published_key_checks(tables, scratch)
         key_parts = keys.parts
         if keys.relationships is not None:
@@ -381,16 +381,12 @@ def published_inputs(
 def published_key_checks(tables: dict[str, TableInput], scratch: Path) -> KeyChecks:
     """What the whole-table suites read for a published version (`key_checks`), under
     `scratch`: its key columns split on disk, so that a large table is never held whole."""
-    import pyarrow.parquet as pq
-
-    from authorgraph.expectations.validate import key_columns, key_part_count
+    from authorgraph.expectations.validate import key_columns, key_part_counts
     from authorgraph.pipelines.transform.build import BuildLimits, key_checks
 
     paths = {n: t for n, t in tables.items() if isinstance(t, Path)}
-    keys = key_columns()
-    rows = {n: pq.read_metadata(paths[n]).num_rows for n in keys if n in paths}
-    parts = {n: count for n, r in rows.items() if (count := key_part_count(r)) > 1}
-    return key_checks(paths, keys, parts, scratch / "checks", BuildLimits())
+    parts = key_part_counts(tables)
+    return key_checks(paths, key_columns(), parts, scratch / "checks", BuildLimits())
 
 
 def published_ledger_checks(version: Path) -> pl.DataFrame:
