@@ -376,16 +376,16 @@ def transform(
             fault_point(settings, "transform:parsing")
         if progress is not None and batches is None:
             progress(len(batch.outcomes))
-    rejected_before = _rejections(previous.manifest)
-    for f in reused:
-        outcome[f.ref.name] = FileOutcome(f.ref.name, f.sha256, rejected_before.get(f.ref.name))
+    # The reused files' outcomes are the manifest's, read there: no record is made for them
+    # (a re-run reuses nearly every file: 0.3 KB each, in a process that then builds).
     manifest = _manifest(extracted, outcome, run_id, now)
     quarantined = {
         name
         for name, o in outcome.items()
         if o.rejection is not None and o.rejection.reason_code not in NOT_COPIED_CODES
     }
-    # A record per file (0.3 KB each): freed before the build, not held through it.
+    quarantined |= _rejections(previous.manifest, {f.ref.name for f in reused})
+    # A record per parsed file: freed before the build, not held through it.
     del outcome
     transformed = Transformed(
         stage_dir=stage_dir,
@@ -498,10 +498,12 @@ def _build_row(keys: BuildKeys) -> dict[str, str]:
     return {"parse_key": keys.parse_key, "output_key": keys.output_key}
 
 
-def _rejections(manifest: pl.DataFrame) -> dict[str, Rejection]:
-    """The rejection each rejected file of a manifest records, by file name."""
-    rows = manifest.filter(pl.col("reason_code").is_not_null()).iter_rows(named=True)
-    return {row["file_name"]: r for row in rows if (r := Rejection.from_row(row)) is not None}
+def _rejections(manifest: pl.DataFrame, names: set[str]) -> set[str]:
+    """Which of `names` a manifest records as rejected with a quarantined copy."""
+    rejected = manifest.filter(
+        pl.col("reason_code").is_not_null() & ~pl.col("reason_code").is_in(list(NOT_COPIED_CODES))
+    )["file_name"]
+    return {name for name in rejected if name in names}
 
 
 #: The manifest columns a run takes from its listing and its files' outcomes.
@@ -512,26 +514,40 @@ def _manifest(
     extracted: Extracted, outcome: dict[str, FileOutcome], run_id: str, now: datetime
 ) -> pl.DataFrame:
     """The manifest after this run: every listed file, then every file the previous manifest
-    knew that is gone (status `deleted`, otherwise as last seen). Built column by column:
-    a dict per row held 0.7 KB a file (140 MiB at 200k files) in the run's parent."""
+    knew that is gone (status `deleted`, otherwise as last seen). `outcome` holds the files
+    parsed now; a reused file keeps its hash and its rejection as the previous manifest
+    records them. Built column by column: a dict per row held 0.7 KB a file (140 MiB at 200k
+    files) in the run's parent."""
     previous = extracted.previous.manifest
     schema = previous.schema
     files = extracted.files
-    found = [outcome[f.ref.name] for f in files]
+    found = [None if f.reuse else outcome[f.ref.name] for f in files]
+    hashes = [f.sha256 if o is None else o.sha256 for f, o in zip(files, found, strict=True)]
     current = pl.DataFrame(
         {
             "file_name": [f.ref.name for f in files],
             "size": [f.ref.size for f in files],
             "mtime_ns": [f.ref.mtime_ns for f in files],
-            "sha256": [o.sha256 for o in found],
+            "sha256": hashes,
             "reuse": [f.reuse for f in files],
-            **Rejection.columns_of([o.rejection for o in found]),
+            **Rejection.columns_of([None if o is None else o.rejection for o in found]),
         },
         schema_overrides={n: schema[n] for n in schema.names() if n in MANIFEST_INPUTS},
     )
-    del found
-    known = previous.select("file_name", "first_seen", "parsed_run_id", known=pl.lit(True))
+    del found, hashes
+    kept = ("reason_code", "line", "message")
+    known = previous.select(
+        "file_name",
+        "first_seen",
+        "parsed_run_id",
+        *(pl.col(c).alias(f"previous_{c}") for c in kept),
+        known=pl.lit(True),
+    )
     current = current.join(known, on="file_name", how="left", maintain_order="left")
+    current = current.with_columns(  # a reused file's rejection, as last recorded
+        pl.when(pl.col("reuse")).then(pl.col(f"previous_{c}")).otherwise(pl.col(c)).alias(c)
+        for c in kept
+    )
     current = current.with_columns(
         first_seen=pl.col("first_seen").fill_null(pl.lit(now, dtype=schema["first_seen"])),
         last_seen=pl.lit(now, dtype=schema["last_seen"]),
