@@ -139,7 +139,7 @@ def parse_task_batches(
     for future in futures:  # in file order; the runner finishes them in any order
         batches.append(future.result())
         if progress is not None:
-            progress(len(batches[-1].outcomes))
+            progress(batches[-1].outcomes.height)
     return batches
 
 

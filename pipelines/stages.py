@@ -37,14 +37,17 @@ from authorgraph.expectations.validate import (
 )
 from authorgraph.pipelines.config import Settings
 from authorgraph.pipelines.extract.fingerprint import BuildKeys, build_keys, software_version
-from authorgraph.pipelines.extract.parsing import BatchResult, parse_batch, parse_files
+from authorgraph.pipelines.extract.parsing import (
+    OUTCOME_SCHEMA,
+    BatchResult,
+    parse_batch,
+    parse_files,
+)
 from authorgraph.pipelines.extract.seeds import (
     AFRESH_CODES,
     NOT_COPIED_CODES,
-    FileOutcome,
     FileRef,
     PlannedFile,
-    Rejection,
     check_seeds,
     hash_file,
     list_seeds,
@@ -368,25 +371,27 @@ def transform(
     batch_dir = stage_dir / "batches"
     reused = [f for f in extracted.files if f.reuse]
     to_parse = [f for f in extracted.files if not f.reuse]
-    outcome: dict[str, FileOutcome] = {}
+    outcomes = [pl.DataFrame(schema=OUTCOME_SCHEMA)]
     results = parse_files(to_parse, settings, batch_dir) if batches is None else batches
     for number, batch in enumerate(results):
-        outcome.update((o.name, o) for o in batch.outcomes)
+        outcomes.append(batch.outcomes)
         if number == 0:
             fault_point(settings, "transform:parsing")
         if progress is not None and batches is None:
-            progress(len(batch.outcomes))
+            progress(batch.outcomes.height)
+    parsed = pl.concat(outcomes)  # the files parsed now, as columns
+    del outcomes
     # The reused files' outcomes are the manifest's, read there: no record is made for them
     # (a re-run reuses nearly every file: 0.3 KB each, in a process that then builds).
-    manifest = _manifest(extracted, outcome, run_id, now)
-    quarantined = {
-        name
-        for name, o in outcome.items()
-        if o.rejection is not None and o.rejection.reason_code not in NOT_COPIED_CODES
-    }
+    manifest = _manifest(extracted, parsed, run_id, now)
+    quarantined = set(
+        parsed.filter(
+            pl.col("reason_code").is_not_null()
+            & ~pl.col("reason_code").is_in(list(NOT_COPIED_CODES))
+        )["file_name"]
+    )
     quarantined |= _rejections(previous.manifest, {f.ref.name for f in reused})
-    # A record per parsed file: freed before the build, not held through it.
-    del outcome
+    del parsed
     transformed = Transformed(
         stage_dir=stage_dir,
         manifest=manifest,
@@ -506,35 +511,31 @@ def _rejections(manifest: pl.DataFrame, names: set[str]) -> set[str]:
     return {name for name in rejected if name in names}
 
 
-#: The manifest columns a run takes from its listing and its files' outcomes.
-MANIFEST_INPUTS = ("file_name", "size", "mtime_ns", "sha256", "reason_code", "line", "message")
-
-
 def _manifest(
-    extracted: Extracted, outcome: dict[str, FileOutcome], run_id: str, now: datetime
+    extracted: Extracted, parsed: pl.DataFrame, run_id: str, now: datetime
 ) -> pl.DataFrame:
     """The manifest after this run: every listed file, then every file the previous manifest
-    knew that is gone (status `deleted`, otherwise as last seen). `outcome` holds the files
-    parsed now; a reused file keeps its hash and its rejection as the previous manifest
-    records them. Built column by column: a dict per row held 0.7 KB a file (140 MiB at 200k
-    files) in the run's parent."""
+    knew that is gone (status `deleted`, otherwise as last seen). `parsed` holds the outcomes
+    of the files parsed now (`OUTCOME_SCHEMA`); a reused file keeps its hash and its
+    rejection as the previous manifest records them. Built column by column: a dict per row
+    held 0.7 KB a file (140 MiB at 200k files) in the run's parent."""
     previous = extracted.previous.manifest
     schema = previous.schema
     files = extracted.files
-    found = [None if f.reuse else outcome[f.ref.name] for f in files]
-    hashes = [f.sha256 if o is None else o.sha256 for f, o in zip(files, found, strict=True)]
     current = pl.DataFrame(
         {
             "file_name": [f.ref.name for f in files],
             "size": [f.ref.size for f in files],
             "mtime_ns": [f.ref.mtime_ns for f in files],
-            "sha256": hashes,
+            "planned_sha256": [f.sha256 for f in files],
             "reuse": [f.reuse for f in files],
-            **Rejection.columns_of([None if o is None else o.rejection for o in found]),
         },
-        schema_overrides={n: schema[n] for n in schema.names() if n in MANIFEST_INPUTS},
+        schema_overrides={
+            "size": schema["size"],
+            "mtime_ns": schema["mtime_ns"],
+            "planned_sha256": schema["sha256"],
+        },
     )
-    del found, hashes
     kept = ("reason_code", "line", "message")
     known = previous.select(
         "file_name",
@@ -543,10 +544,16 @@ def _manifest(
         *(pl.col(c).alias(f"previous_{c}") for c in kept),
         known=pl.lit(True),
     )
+    current = current.join(parsed, on="file_name", how="left", maintain_order="left")
     current = current.join(known, on="file_name", how="left", maintain_order="left")
-    current = current.with_columns(  # a reused file's rejection, as last recorded
+    current = current.with_columns(  # a reused file: its hash as planned, its rejection kept
         pl.when(pl.col("reuse")).then(pl.col(f"previous_{c}")).otherwise(pl.col(c)).alias(c)
         for c in kept
+    ).with_columns(
+        sha256=pl.when(pl.col("reuse"))
+        .then(pl.col("planned_sha256"))
+        .otherwise(pl.col("sha256"))
+        .cast(schema["sha256"])
     )
     current = current.with_columns(
         first_seen=pl.col("first_seen").fill_null(pl.lit(now, dtype=schema["first_seen"])),

@@ -188,8 +188,8 @@ def test_a_parse_batch_writes_its_rows_to_disk_and_returns_only_outcomes(
     result = parse_batch(planned, 1 << 20, tmp_path / "batches", 7)
     assert isinstance(result, BatchResult)
     assert vars(result).keys() == {"number", "outcomes"}
-    assert [o.name for o in result.outcomes] == [p.ref.name for p in planned]
-    assert [o.rejection.reason_code for o in result.outcomes if o.rejection] == ["MISSING_HEADER"]
+    assert result.outcomes["file_name"].to_list() == [p.ref.name for p in planned]
+    assert result.outcomes["reason_code"].drop_nulls().to_list() == ["MISSING_HEADER"]
     links = pl.read_parquet(batch_path(tmp_path / "batches", 7, "page_links"))
     assert links.height == 33  # the five seeds' listings
     assert links["sha256"].null_count() == 0

@@ -46,7 +46,7 @@ print(json.dumps({
     "views": view_names(),
     "suites": sorted(p.name for p in SUITES_DIR.glob("*.json")),
     "name_line": page.name_line,
-    "batches": [[o.rejection is None for o in b.outcomes] for b in batches],
+    "batches": [b.outcomes["reason_code"].is_null().to_list() for b in batches],
     "stages": stages.__name__,
 }))
 """

@@ -4,10 +4,10 @@ Kept apart from `stages` so that worker processes import only the parser and pol
 Great Expectations or Prefect (spawned workers import this module afresh).
 
 A batch writes its per-page rows to three small Parquet files in the run's staging folder and
-returns only the per-file outcomes (name, hash, rejection): rows never travel back through the
-parent process, a Prefect task result or a Dask worker's memory. Those files are the input of
-the DuckDB build (`authorgraph.pipelines.transform.build`), and, merged with the reused rows,
-the next run's cache.
+returns only the per-file outcomes (name, hash, rejection; as columns): rows never travel back
+through the parent process, a Prefect task result or a Dask worker's memory. Those files are
+the input of the DuckDB build (`authorgraph.pipelines.transform.build`), and, merged with the
+reused rows, the next run's cache.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 import polars as pl
 
 from authorgraph.pipelines.config import Settings
-from authorgraph.pipelines.extract.seeds import FileOutcome, PlannedFile, read_and_parse
+from authorgraph.pipelines.extract.seeds import PlannedFile, Rejection, read_and_parse
 from authorgraph.transforms.tables import stage_pages
 
 #: The three kinds of staged rows, each one Parquet file per batch: `<number>.<kind>.parquet`.
@@ -30,12 +30,24 @@ BATCH_KINDS = ("page_authors", "page_links", "variants")
 TEXT_ROW_GROUP = 2_000
 
 
+#: A batch's outcomes, one row a file in file order: its hash (null if never read) and its
+#: rejection (null columns if it loaded). Columns, not an object a file: 2M outcomes arriving
+#: in a run's parent as Python objects held about 0.3 KB each there through the build.
+OUTCOME_SCHEMA: dict[str, pl.DataType] = {
+    "file_name": pl.String(),
+    "sha256": pl.String(),
+    "reason_code": pl.String(),
+    "line": pl.Int64(),
+    "message": pl.String(),
+}
+
+
 @dataclass
 class BatchResult:
-    """One parsed batch: its number and each file's outcome (hash, rejection) in file order."""
+    """One parsed batch: its number and each file's outcome (`OUTCOME_SCHEMA`)."""
 
     number: int
-    outcomes: list[FileOutcome]
+    outcomes: pl.DataFrame
 
 
 def batch_path(batch_dir: Path, number: int, kind: str) -> Path:
@@ -49,18 +61,23 @@ def parse_batch(
     """Read, hash and parse a batch of files; write its rows to `batch_dir` (runs in a worker
     process, a Prefect task or on a Dask worker that shares the staging folder)."""
     pages = []
-    outcomes: list[FileOutcome] = []
+    names: list[str] = []
+    hashes: list[str | None] = []
+    rejections: list[Rejection | None] = []
     for planned in files:
         ref = planned.ref
         result = read_and_parse(planned, max_bytes)
         if result.page is not None:
             pages.append((ref.name, result.page))
-        outcomes.append(FileOutcome(ref.name, result.sha256, result.rejection))
+        names.append(ref.name)
+        hashes.append(result.sha256)
+        rejections.append(result.rejection)
     staged = stage_pages(pages)
-    sha = pl.DataFrame(
-        {"file_name": [o.name for o in outcomes], "sha256": [o.sha256 for o in outcomes]},
-        schema={"file_name": pl.String(), "sha256": pl.String()},
+    outcomes = pl.DataFrame(
+        {"file_name": names, "sha256": hashes, **Rejection.columns_of(rejections)},
+        schema=OUTCOME_SCHEMA,
     )
+    sha = outcomes.select("file_name", "sha256")
     batch_dir.mkdir(parents=True, exist_ok=True)
     frames = {
         "page_authors": staged.page_authors.join(sha, on="file_name", how="left"),

@@ -69,15 +69,6 @@ class RejectedFile:
 
 
 @dataclass(frozen=True, slots=True)
-class FileOutcome:
-    """What became of one file: its hash (None if never read) and its rejection, if any."""
-
-    name: str
-    sha256: str | None
-    rejection: Rejection | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class FileRef:
     """A listed page file: its stored name (the lineage key), the folder it was listed in,
     its size and modification time, a rejection already decided from the listing (E3, E5),
