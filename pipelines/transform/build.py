@@ -38,6 +38,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from authorgraph.expectations.validate import RELATIONSHIP_KEYS
 from authorgraph.pipelines.config import limit_bytes
 from authorgraph.pipelines.extract.parsing import BATCH_KINDS
 from authorgraph.pipelines.load.errors import MemoryLimitReached
@@ -642,19 +643,13 @@ def ledger_checks(tables: dict[str, Path], target: Path, limits: BuildLimits) ->
 
 #: The cross-table suite's input, as `relationships_frame` (authorgraph.expectations.validate)
 #: builds it in memory: authorship left-joined to the keys of authors and papers, a null
-#: `*_ref` marking a dangling row.
+#: `*_ref` marking a dangling row. It reads the columns `RELATIONSHIP_KEYS` names.
 RELATIONSHIPS_SQL = """
     SELECT a.author_id, a.paper_id, au.author_id AS author_ref, p.paper_id AS paper_ref
     FROM authorship AS a
     LEFT JOIN (SELECT DISTINCT author_id FROM authors) AS au ON a.author_id = au.author_id
     LEFT JOIN (SELECT DISTINCT paper_id FROM papers) AS p ON a.paper_id = p.paper_id
 """
-#: The columns RELATIONSHIPS_SQL reads, by table.
-RELATIONSHIP_COLUMNS = {
-    "authorship": ("author_id", "paper_id"),
-    "authors": ("author_id",),
-    "papers": ("paper_id",),
-}
 
 
 @dataclass(frozen=True)
@@ -683,8 +678,8 @@ def key_checks(
     present = {n: set(pq.read_schema(path).names) for n, path in tables.items()}
     with scratch_connection(target / "spill", limits) as con:
         relationships = None
-        if all(set(c) <= present.get(n, set()) for n, c in RELATIONSHIP_COLUMNS.items()):
-            for name in RELATIONSHIP_COLUMNS:
+        if all(set(c) <= present.get(n, set()) for n, c in RELATIONSHIP_KEYS.items()):
+            for name in RELATIONSHIP_KEYS:
                 source = sql_literal(str(tables[name]))
                 con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({source})")
             relationships = target / "relationships.parquet"
