@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import urllib.request
@@ -23,6 +24,7 @@ def flow_runs(api_url: str) -> int:
         return int(json.loads(response.read()))
 
 
+@pytest.mark.waits(24)
 def test_kept_server_is_used_by_run_and_stopped(
     seeds_copy: Path, tmp_path: Path, pytestconfig: pytest.Config
 ) -> None:
@@ -103,6 +105,56 @@ def test_watch_process_calls_back_once_its_process_has_ended() -> None:
     gone = threading.Event()
     watch_process(child.pid, gone.set, poll=0.01)  # reaped: nothing to watch
     assert calls == [child.pid] and not gone.wait(0.2)
+
+
+def test_stopping_a_group_whose_leader_has_exited_does_not_wait_out_the_grace() -> None:
+    """A leader that ends on SIGTERM is a zombie until reaped, and a zombie keeps its group
+    alive: `stop_group` given the leader's Popen reaps it and returns, instead of waiting both
+    graces (each 600 s here: only a stop that never looked for the end would hit the join)."""
+    import signal
+    import subprocess
+    import threading
+
+    from authorgraph.pipelines.ops.server import stop_group
+
+    leader = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    stopper = threading.Thread(target=stop_group, args=(leader, 600.0), daemon=True)
+    try:
+        stopper.start()
+        stopper.join(120)
+        assert not stopper.is_alive(), "stop_group waited on a group that had ended"
+    finally:
+        leader.kill()
+        leader.wait()
+    assert leader.returncode == -signal.SIGTERM  # stopped by the SIGTERM, not the SIGKILL
+
+
+def test_stopping_children_spares_the_resource_tracker_that_ignores_sigterm() -> None:
+    """`stop_children` (the end of `serve`) stops real children but not multiprocessing's
+    resource tracker: it ignores SIGTERM, and stopping it waited out the grace (600 s here);
+    it ends with its parent."""
+    import subprocess
+    import sys
+
+    script = (
+        "import subprocess\n"
+        "from multiprocessing import resource_tracker\n"
+        "from authorgraph.pipelines.ops import lifecycle\n"
+        "resource_tracker.ensure_running()\n"
+        "child = subprocess.Popen(['sleep', '600'])\n"
+        "lifecycle.stop_children(grace=600)\n"
+        "import psutil\n"
+        "print(psutil.pid_exists(child.pid), resource_tracker._resource_tracker._pid)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    child_left, tracker = done.stdout.split()
+    assert child_left == "False"  # the real child was stopped (and reaped)
+    with contextlib.suppress(psutil.NoSuchProcess):  # the tracker ends with its parent
+        _, alive = psutil.wait_procs([psutil.Process(int(tracker))], timeout=60)
+        assert alive == []
 
 
 def test_the_hard_exit_after_a_server_ends_leaves_no_semaphore_to_warn_about() -> None:

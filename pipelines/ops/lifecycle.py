@@ -160,6 +160,16 @@ def guardian_pid() -> int | None:
     return _guardian.pid if _guardian is not None else None
 
 
+def helper_pids() -> set[int]:
+    """This process's own helpers, which a stop spares: the guardian, and multiprocessing's
+    resource tracker. The tracker ignores SIGTERM, so stopping it waited out the whole grace
+    (3 s of every `serve` stop); it ends by itself when this process does (its pipe closes)."""
+    from multiprocessing import resource_tracker
+
+    tracker = getattr(resource_tracker, "_resource_tracker", None)
+    return {pid for pid in (guardian_pid(), getattr(tracker, "_pid", None)) if pid is not None}
+
+
 def stops_on_signals(
     fail: Callable[[str, int], Exception],
 ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
@@ -199,10 +209,10 @@ def stop_processes(processes: Iterable[psutil.Process], grace: float = GRACE) ->
 
 
 def stop_children(grace: float = GRACE, keep: Iterable[int] = ()) -> None:
-    """Stop every descendant of this process except the guardian and pids in `keep`."""
+    """Stop every descendant of this process except its helpers and pids in `keep`."""
     import psutil
 
-    spared = {guardian_pid(), *keep}
+    spared = helper_pids() | set(keep)
     children = psutil.Process().children(recursive=True)
     stop_processes([c for c in children if c.pid not in spared], grace)
 

@@ -71,7 +71,7 @@ def local_prefect_server(echo: Callable[[str], None]) -> Iterator[str]:
         echo(f"Prefect UI: {api_url.removesuffix('/api')}")
         yield api_url
     finally:
-        stop_group(server.pid, STOP_GRACE)
+        stop_group(server, STOP_GRACE)
         server.wait()
         shutil.rmtree(log_dir, ignore_errors=True)
 
@@ -121,7 +121,7 @@ def stop_flow_runs() -> None:
     import psutil
 
     def stop() -> None:
-        spared = {lifecycle.guardian_pid(), _server_pid}
+        spared = lifecycle.helper_pids() | {_server_pid}
         runs = [c for c in psutil.Process().children() if c.pid not in spared]
         descendants = []
         for run in runs:

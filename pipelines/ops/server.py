@@ -60,8 +60,13 @@ def healthy(api_url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def stop_group(pid: int, grace: float = STOP_GRACE) -> None:
-    """SIGTERM a process group (its leader started it in its own session), then SIGKILL."""
+def stop_group(leader: int | subprocess.Popen[bytes], grace: float = STOP_GRACE) -> None:
+    """SIGTERM a process group (its leader started it in its own session), then SIGKILL.
+
+    Pass the leader's `Popen` when this process started it: a leader that has exited stays a
+    zombie until it is reaped, and a zombie keeps its group alive, so without reaping it every
+    stop would wait out both graces (6 s for `serve`'s server, which exits in about 1 s)."""
+    pid = leader if isinstance(leader, int) else leader.pid
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(pid, sig)
@@ -69,6 +74,8 @@ def stop_group(pid: int, grace: float = STOP_GRACE) -> None:
             return
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
+            if not isinstance(leader, int):
+                leader.poll()
             try:
                 os.killpg(pid, 0)
             except ProcessLookupError:
@@ -115,7 +122,7 @@ def wait_healthy(process: subprocess.Popen[bytes], api_url: str, log_path: Path)
             tail = log_path.read_text(errors="replace")[-2000:]
             raise ServerError(f"the Prefect server exited ({process.returncode}):\n{tail}")
         if time.monotonic() > deadline:
-            stop_group(process.pid)
+            stop_group(process)
             raise ServerError(f"no healthy Prefect server after {START_TIMEOUT:.0f} s")
         time.sleep(0.25)
 
