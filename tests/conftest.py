@@ -178,6 +178,37 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         state.unlink()
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist, start the tests marked `waits` first, spread over the workers.
+
+    They spend most of their time waiting on servers, schedules and signals. Started last (as
+    the files' order had them), a worker waited alone at the end of the run while the other
+    cores idled; started first, their waits overlap the other tests' work. `--dist worksteal`
+    gives each worker a contiguous slice of this list, so each `waits` test is put at the head
+    of a slice, the longest first onto the slice with the least waiting. Every worker orders
+    the same way (xdist requires it)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    waits = {item: float(m.args[0]) for item in items if (m := item.get_closest_marker("waits"))}
+    if workers < 2 or not waits:
+        return
+    heads: list[list[pytest.Item]] = [[] for _ in range(workers)]
+    load = [0.0] * workers
+    for item in sorted(waits, key=lambda i: -waits[i]):
+        slot = load.index(min(load))
+        heads[slot].append(item)
+        load[slot] += waits[item]
+    rest = iter([item for item in items if item not in waits])
+    ordered: list[pytest.Item] = []
+    left = len(items)
+    for slot in range(workers):  # xdist's cut: len(pending) // nodes_remaining, in turn
+        size = left // (workers - slot)
+        left -= size
+        ordered += heads[slot]
+        ordered += [next(rest) for _ in range(max(size - len(heads[slot]), 0))]
+    ordered += list(rest)
+    items[:] = ordered
+
+
 @pytest.fixture(scope="session")
 def prefect_harness(pytestconfig: pytest.Config) -> Iterator[None]:
     """One Prefect test server for the whole session, shared by all xdist workers (each start

@@ -129,6 +129,7 @@ def test_reader_holding_the_file_keeps_working_while_a_run_publishes(
     assert counts(warehouse)[1] == 27  # new connections see the new version
 
 
+@pytest.mark.waits(35)
 def test_kill_9_at_any_point_leaves_the_warehouse_readable_and_recoverable(
     seeds_copy: Path, tmp_path: Path, cli_env: dict[str, str], publish_seeds: PublishSeeds
 ) -> None:

@@ -39,6 +39,7 @@ def table_rows(warehouse: Path) -> dict[str, list[tuple[object, ...]]]:
         con.close()
 
 
+@pytest.mark.waits(16)
 def test_dask_run_equals_local_run_row_for_row(
     seeds_copy: Path, tmp_path: Path, dask_address: str
 ) -> None:

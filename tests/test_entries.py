@@ -256,6 +256,7 @@ def test_published_rejected_files_have_null_hashes_and_copy_flags(
     assert (settings.quarantine_dir / "empty.txt").read_bytes() == b""
 
 
+@pytest.mark.waits(14)
 def test_cli_unreadable_files_links_and_fifos_never_stop_the_run(
     seeds_copy: Path,
     tmp_path: Path,

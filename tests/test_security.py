@@ -277,6 +277,7 @@ def test_validate_replaces_a_planted_data_docs_link(seeds_warehouse: Path, tmp_p
 # -- nothing any command writes is group- or world-writable ----------------------------------
 
 
+@pytest.mark.waits(12)
 def test_nothing_any_command_writes_is_group_or_world_writable(
     seeds_copy: Path,
     tmp_path: Path,

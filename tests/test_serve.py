@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 import psutil
+import pytest
 
 from authorgraph.pipelines.config import quiet_libraries
 from tests.conftest import ROOT
@@ -55,6 +56,7 @@ def start_serve(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTHORGRAPH_", "PREFECT_"))}
     env["HOME"] = str(tmp_path / "home")
     quiet_libraries(env, override=True)
+    env["PREFECT_RUNNER_POLL_FREQUENCY"] = "1"  # the runner looks for due runs every 1 s, not 10
     if fault:
         env["AUTHORGRAPH_FAULT"] = fault
     command = [sys.executable, "-m", "authorgraph.pipelines", "serve", "--interval", str(interval)]
@@ -63,6 +65,7 @@ def start_serve(
         return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
+@pytest.mark.waits(35)
 def test_serve_runs_on_schedule_and_stops_everything_it_started(
     seeds_copy: Path, tmp_path: Path
 ) -> None:
@@ -98,6 +101,7 @@ def test_serve_runs_on_schedule_and_stops_everything_it_started(
     assert published_runs(warehouse) >= 2
 
 
+@pytest.mark.waits(24)
 def test_kill_9_to_serve_stops_its_server_and_the_flow_run_in_flight(
     seeds_copy: Path, tmp_path: Path
 ) -> None:

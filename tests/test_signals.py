@@ -144,6 +144,7 @@ def run_mid_way(
         yield run, found, warehouse, log
 
 
+@pytest.mark.waits(23)
 def test_sigterm_to_run_stops_it_cleanly_with_its_prefect_server(
     seeds_copy: Path, tmp_path: Path, prefect_home: Path
 ) -> None:
@@ -161,6 +162,7 @@ def test_sigterm_to_run_stops_it_cleanly_with_its_prefect_server(
     assert lock_is_free(warehouse)
 
 
+@pytest.mark.waits(13)
 def test_sigkill_to_run_leaves_no_prefect_server_or_parse_worker(
     seeds_copy: Path, tmp_path: Path, prefect_home: Path
 ) -> None:
@@ -196,6 +198,7 @@ def test_sigkill_to_run_leaves_no_prefect_server_or_parse_worker(
     assert lock_is_free(warehouse)
 
 
+@pytest.mark.waits(17)
 def test_a_run_whose_temporary_prefect_server_dies_stops_at_once_with_its_line(
     seeds_copy: Path, tmp_path: Path, prefect_home: Path
 ) -> None:
