@@ -179,32 +179,33 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under xdist, start the tests marked `waits` first, spread over the workers.
+    """Under xdist, run the tests marked `waits` first, on half the workers.
 
-    They spend most of their time waiting on servers, schedules and signals. Started last (as
-    the files' order had them), a worker waited alone at the end of the run while the other
-    cores idled; started first, their waits overlap the other tests' work. `--dist worksteal`
-    gives each worker a contiguous slice of this list, so each `waits` test is put at the head
-    of a slice, the longest first onto the slice with the least waiting. Every worker orders
-    the same way (xdist requires it)."""
+    They spend most of their time waiting on servers, schedules and signals (a third of a
+    core each). In the files' order several came last, and one worker waited alone at the
+    end of the run while the other core idled; spread over every worker, at times all four
+    waited at once. Here half the workers start with them back to back, while the other half
+    keep the cores busy with the rest. `--dist worksteal` gives each worker a contiguous
+    slice of this list and steals from slices' ends, so these heads stay where they are put.
+    Every worker orders the same way (xdist requires it)."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
     waits = {item: float(m.args[0]) for item in items if (m := item.get_closest_marker("waits"))}
     if workers < 2 or not waits:
         return
     heads: list[list[pytest.Item]] = [[] for _ in range(workers)]
-    load = [0.0] * workers
-    for item in sorted(waits, key=lambda i: -waits[i]):
-        slot = load.index(min(load))
-        heads[slot].append(item)
-        load[slot] += waits[item]
+    load = [0.0] * (workers // 2)
+    for item in sorted(waits, key=lambda i: -waits[i]):  # longest first, onto the least load
+        lane = load.index(min(load))
+        heads[lane].append(item)
+        load[lane] += waits[item]
     rest = iter([item for item in items if item not in waits])
     ordered: list[pytest.Item] = []
     left = len(items)
-    for slot in range(workers):  # xdist's cut: len(pending) // nodes_remaining, in turn
+    for slot, head in enumerate(heads):  # xdist's cut: len(pending) // nodes_remaining
         size = left // (workers - slot)
         left -= size
-        ordered += heads[slot]
-        ordered += [next(rest) for _ in range(max(size - len(heads[slot]), 0))]
+        ordered += head
+        ordered += [next(rest) for _ in range(max(size - len(head), 0))]
     ordered += list(rest)
     items[:] = ordered
 
