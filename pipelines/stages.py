@@ -822,11 +822,11 @@ def _stage(
     }
     if not unchanged:  # an unchanged run keeps the results of the pass it carries over
         small["validation_results"] = validation_frame(str(record["run_id"]), transformed)
-    arrow: dict[str, pa.Table] = {n: to_arrow(f, TABLES_BY_NAME[n]) for n, f in small.items()}
     build = pl.DataFrame([_build_row(transformed.build_keys)], schema=BUILD_SCHEMA)
-    state = {
-        "manifest": transformed.manifest.to_arrow(),
-        "runs": arrow["runs"],
+    # Frames, cast a slice at a time as they are written (the manifest has a row per file).
+    state: dict[str, pa.Table | pl.DataFrame] = {
+        "manifest": transformed.manifest,
+        "runs": to_arrow(runs, TABLES_BY_NAME["runs"]),
         "build": build.to_arrow(),
     }
     version = stage_dir / "version"
@@ -839,10 +839,10 @@ def _stage(
                 leftover.unlink(missing_ok=True)
         restated = transformed.restated
         cache = {k: restated / f"{k}.parquet" for k in PAGE_KINDS} if restated else {}
-        restage_current(settings.warehouse, stage_dir, arrow, state, cache)
+        restage_current(settings.warehouse, stage_dir, small, state, cache)
     elif (stage_dir / DUCKDB_FILE).exists():
         # Else a retry after the DuckDB file moved: it was finished before it moved.
-        finish_staged(stage_dir, arrow, state, _limits(settings).memory_limit)
+        finish_staged(stage_dir, small, state, _limits(settings).memory_limit)
 
 
 def validation_frame(run_id: str, transformed: Transformed) -> pl.DataFrame:

@@ -99,3 +99,38 @@ def test_sql_is_read_only(warehouse: Path) -> None:
 
 def test_no_staging_left_behind(warehouse: Path) -> None:
     assert not any((warehouse / ".staging").glob("*"))
+
+
+def test_tables_are_written_and_inserted_a_slice_at_a_time_unchanged(
+    warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The small tables (the manifest has a row per input file: 2M at 2M pages) are written
+    `WRITE_ROWS` rows at a time and DuckDB inserts them from that file: the same rows and the
+    declared schema as the whole table, extra state columns dropped, `declared=False`
+    keeping the frame's own types."""
+    import polars as pl
+    import pyarrow.parquet as pq
+
+    from authorgraph.pipelines.load import publish
+    from authorgraph.pipelines.load.state import MANIFEST_STATE_SCHEMA
+    from authorgraph.transforms.schema import TABLES_BY_NAME
+
+    published = read_published_tables(warehouse)["manifest"]
+    frame = pl.from_arrow(published)
+    assert isinstance(frame, pl.DataFrame)
+    state = frame.with_columns(  # as the run state holds it
+        reason_code=pl.lit("X"), line=pl.lit(1, dtype=pl.Int64), message=pl.lit("m")
+    )
+    assert state.schema == MANIFEST_STATE_SCHEMA
+    monkeypatch.setattr(publish, "WRITE_ROWS", 2)
+    written = publish.write_parquet({"manifest": state}, tmp_path / "declared")["manifest"]
+    kept = publish.write_parquet({"manifest": state}, tmp_path / "state", declared=False)
+    assert pq.ParquetFile(written).metadata.num_row_groups == (state.height + 1) // 2
+    assert pq.read_table(written).equals(published)  # every slice, in order, declared types
+    assert pl.read_parquet(kept["manifest"]).equals(state)
+    with duckdb.connect() as con:
+        for statement in publish.table_ddl(TABLES_BY_NAME["manifest"]):
+            con.execute(statement)
+        publish.insert_from_parquet(con, "manifest", written)
+        inserted = con.sql("SELECT * FROM manifest").to_arrow_table()
+    assert inserted.cast(published.schema).equals(published)
