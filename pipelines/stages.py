@@ -347,7 +347,7 @@ class Transformed:
 
 def to_arrow_file(frame: pl.DataFrame, table: Table, path: Path) -> None:
     """Write a frame as one declared table's Parquet file."""
-    write_parquet({table.name: to_arrow(frame, table)}, path.parent)
+    write_parquet({table.name: frame}, path.parent)  # cast to the table's schema as written
 
 
 def transform(
@@ -384,20 +384,16 @@ def transform(
     # The reused files' outcomes are the manifest's, read there: no record is made for them
     # (a re-run reuses nearly every file: 0.3 KB each, in a process that then builds).
     manifest = _manifest(extracted, parsed, run_id, now)
-    quarantined = set(
-        parsed.filter(
-            pl.col("reason_code").is_not_null()
-            & ~pl.col("reason_code").is_in(list(NOT_COPIED_CODES))
-        )["file_name"]
+    quarantined = _quarantined(parsed) | (
+        _quarantined(previous.manifest) & {f.ref.name for f in reused}
     )
-    quarantined |= _rejections(previous.manifest, {f.ref.name for f in reused})
     del parsed
     transformed = Transformed(
         stage_dir=stage_dir,
         manifest=manifest,
         rejected_files=(
             manifest.filter(pl.col("status") == REJECTED)
-            .with_columns(quarantined=~pl.col("reason_code").is_in(list(NOT_COPIED_CODES)))
+            .with_columns(quarantined=QUARANTINED)
             .select(REJECTED_FILES.column_names)
             .sort("file_name")
         ),
@@ -503,12 +499,15 @@ def _build_row(keys: BuildKeys) -> dict[str, str]:
     return {"parse_key": keys.parse_key, "output_key": keys.output_key}
 
 
-def _rejections(manifest: pl.DataFrame, names: set[str]) -> set[str]:
-    """Which of `names` a manifest records as rejected with a quarantined copy."""
-    rejected = manifest.filter(
-        pl.col("reason_code").is_not_null() & ~pl.col("reason_code").is_in(list(NOT_COPIED_CODES))
-    )["file_name"]
-    return {name for name in rejected if name in names}
+#: A rejected file whose copy is kept in quarantine/ (a row of a manifest or of outcomes).
+QUARANTINED = pl.col("reason_code").is_not_null() & ~pl.col("reason_code").is_in(
+    list(NOT_COPIED_CODES)
+)
+
+
+def _quarantined(frame: pl.DataFrame) -> set[str]:
+    """The names of the files a manifest or a batch's outcomes say are quarantined."""
+    return set(frame.filter(QUARANTINED)["file_name"])
 
 
 def _manifest(
