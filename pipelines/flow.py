@@ -45,7 +45,7 @@ class RunSummary:
     def files_read(self) -> int:
         """Files found in the seeds folder."""
         files_read = self.record["files_read"]
-        assert isinstance(files_read, int)  # run_record stores len(extracted.files)
+        assert isinstance(files_read, int)  # run_record stores the plan's height
         return files_read
 
     @property
@@ -116,7 +116,7 @@ def load_task(
 def parse_batches(extracted: stages.Extracted, settings: Settings) -> list[list[PlannedFile]]:
     """The changed files in file order, cut into at most `batch_files` per batch and into at
     least one batch per worker, so every worker of the task runner gets a share."""
-    refs = [f for f in extracted.files if not f.reuse]
+    refs = extracted.to_read
     if not refs:
         return []
     size = max(min(settings.batch_files, math.ceil(len(refs) / max(settings.workers, 1))), 1)

@@ -186,54 +186,118 @@ def exclusive_run(settings: Settings) -> Iterator[list[str]]:
 
 @dataclass
 class Extracted:
-    """The extract stage's output: what to read, what to reuse, what the last run left."""
+    """The extract stage's output: what to read, what to reuse, what the last run left.
 
-    files: list[PlannedFile]
+    Every listed file is a row of `plan`, not an object: at 200k files a `FileRef` and a
+    `PlannedFile` a file held about 0.4 KB each in the run's process through the whole run.
+    Only the files to read (`to_read`: new, changed, or rejected from the listing) are
+    objects; a re-run reuses nearly every file."""
+
+    plan: pl.DataFrame  # PLAN_SCHEMA, one row per listed file, in listing order
+    to_read: list[PlannedFile]  # the rows of `plan` with `reuse` false, in the same order
+    folder: str  # the folder the files were listed in (a row's path, unless `target`)
     deleted: list[str]
     previous: RunState
     keys: BuildKeys
     skipped: int = 0  # directories, FIFOs, sockets, devices in the seeds folder (E2)
 
+    def paths(self, names: set[str]) -> dict[str, Path]:
+        """The path to open of each listed file named in `names`."""
+        rows = self.plan.filter(pl.col("file_name").is_in(list(names)))
+        return {
+            name: Path(
+                os.fsdecode(target) if target is not None else os.path.join(self.folder, name)
+            )
+            for name, target in rows.select("file_name", "target").iter_rows()
+        }
 
-def plan_files(refs: list[FileRef], manifest: pl.DataFrame, full_hash: bool) -> list[PlannedFile]:
+
+#: A plan row: a listed file, its hash when known (from the manifest or hashed now), whether
+#: its cached rows are reused, and the path to open when it is not folder/name (`FileRef.target`).
+PLAN_SCHEMA: dict[str, pl.DataType] = {
+    "file_name": pl.String(),
+    "size": pl.Int64(),
+    "mtime_ns": pl.Int64(),
+    "sha256": pl.String(),
+    "reuse": pl.Boolean(),
+    "target": pl.Binary(),  # bytes: a link's target may be no valid UTF-8 (E5)
+}
+
+
+def plan_files(
+    refs: list[FileRef], manifest: pl.DataFrame, full_hash: bool
+) -> tuple[pl.DataFrame, list[PlannedFile]]:
     """Reuse a file's records when its content is unchanged; trust size + mtime unless told not to.
 
     Like rsync: a file whose size and modification time match the manifest is not read at all
     (`full_hash` reads and hashes it anyway). A file of the same size but a new mtime is hashed
     and reused when its hash matches; any other file is read (and hashed) once, when parsed.
     Files rejected from the listing or unreadable are decided afresh on every run.
+
+    Returns the plan (`PLAN_SCHEMA`, in the order of `refs`) and the files to read. The
+    comparison with the manifest is a join: no per-file record is made for a trusted file.
     """
-    # (size, mtime_ns, sha256) by name: a tuple a file, not a dict (0.7 KB a file at 200k)
-    known = {
-        name: (size, mtime_ns, sha256)
-        for name, size, mtime_ns, sha256 in manifest.filter(
+    known = (
+        manifest.filter(
             (pl.col("status") != DELETED)
             & ~pl.col("reason_code").is_in(list(AFRESH_CODES)).fill_null(False)
         )
-        .select("file_name", "size", "mtime_ns", "sha256")
-        .iter_rows()
-    }
-    planned = []
-    for ref in refs:
-        prev = None if ref.rejection else known.get(ref.name)
-        if prev and not full_hash and prev[:2] == (ref.size, ref.mtime_ns):
-            planned.append(PlannedFile(ref, prev[2], True))
-        elif ref.rejection is None and (full_hash or (prev and prev[0] == ref.size)):
+        .select(
+            "file_name",
+            known_size=pl.col("size").cast(pl.Int64),
+            known_mtime_ns=pl.col("mtime_ns").cast(pl.Int64),
+            known_sha256=pl.col("sha256"),
+        )
+        .unique("file_name", keep="last", maintain_order=True)
+    )
+    listed = pl.DataFrame(
+        {
+            "file_name": [r.name for r in refs],
+            "size": [r.size for r in refs],
+            "mtime_ns": [r.mtime_ns for r in refs],
+            "target": [None if r.target is None else os.fsencode(r.target) for r in refs],
+            "listed_ok": [r.rejection is None for r in refs],
+        },
+        schema={**{c: PLAN_SCHEMA[c] for c in ("file_name", "size", "mtime_ns", "target")}}
+        | {"listed_ok": pl.Boolean()},
+    ).join(known, on="file_name", how="left", maintain_order="left")
+    trusted = (
+        pl.col("listed_ok")
+        & pl.lit(not full_hash)
+        & (pl.col("known_size") == pl.col("size")).fill_null(False)
+        & (pl.col("known_mtime_ns") == pl.col("mtime_ns")).fill_null(False)
+    )
+    listed = listed.with_row_index("i").with_columns(trusted=trusted)
+    # The rest, one at a time: hashed now when the size matches (or under full_hash).
+    checked: dict[str, list[Any]] = {"i": [], "hashed": [], "hashed_reuse": []}
+    to_read: list[PlannedFile] = []
+    untrusted = listed.filter(~pl.col("trusted")).select("i", "known_size", "known_sha256")
+    for i, known_size, known_sha in untrusted.iter_rows():
+        ref = refs[i]
+        sha: str | None = None
+        if ref.rejection is None and (full_hash or known_size == ref.size):
             try:
-                sha: str | None = hash_file(ref.path)
+                sha = hash_file(ref.path)
             except OSError:  # reported as UNREADABLE_FILE when the parse step reads it
                 sha = None
-            reuse = prev is not None and sha is not None and prev[2] == sha
-            planned.append(PlannedFile(ref, sha, reuse))
-        else:
-            planned.append(PlannedFile(ref, None, False))
-    return planned
+        reuse = known_sha is not None and sha is not None and known_sha == sha
+        for column, value in zip(checked, (i, sha, reuse), strict=True):
+            checked[column].append(value)
+        if not reuse:
+            to_read.append(PlannedFile(ref, sha, False))
+    hashed = pl.DataFrame(
+        checked, schema={"i": pl.UInt32(), "hashed": pl.String(), "hashed_reuse": pl.Boolean()}
+    )
+    plan = listed.join(hashed, on="i", how="left", maintain_order="left").with_columns(
+        sha256=pl.when("trusted").then("known_sha256").otherwise("hashed"),
+        reuse=pl.col("trusted") | pl.col("hashed_reuse").fill_null(False),
+    )
+    return plan.select(PLAN_SCHEMA.keys()), to_read
 
 
 def extract(settings: Settings) -> Extracted:
     """Find the page files, compare them with the manifest and hash what changed."""
     listing = list_seeds(settings.seeds)
-    refs = listing.files
     previous = read_state(settings.warehouse)
     keys = build_keys(settings.max_file_bytes)
     # The cache holds rows built by some code under some settings: reuse it only under the
@@ -249,18 +313,17 @@ def extract(settings: Settings) -> Extracted:
         ]
     )
     usable = previous.manifest.join(cached.unique(), on=["file_name", "sha256"], how="semi")
+    del cached
     if settings.full_refresh or stale:
         usable = usable.clear()
-    files = plan_files(refs, usable, settings.full_hash)
-    if sum(f.ref.size for f in files if not f.reuse) > ISOLATE_BYTES:
+    plan, to_read = plan_files(listing.files, usable, settings.full_hash)
+    if sum(f.ref.size for f in to_read) > ISOLATE_BYTES:
         children.release()  # a large parse: an idle GX process would sit through it
-    names = {r.name for r in refs}
-    deleted = [
-        n
-        for n in previous.manifest.filter(pl.col("status") != DELETED)["file_name"]
-        if n not in names
-    ]
-    return Extracted(files, deleted, previous, keys, listing.skipped)
+    deleted = previous.manifest.filter(
+        (pl.col("status") != DELETED) & ~pl.col("file_name").is_in(plan["file_name"].implode())
+    )["file_name"].to_list()
+    folder = os.fspath(settings.seeds)
+    return Extracted(plan, to_read, folder, deleted, previous, keys, listing.skipped)
 
 
 _R = TypeVar("_R")
@@ -369,8 +432,8 @@ def transform(
     previous = extracted.previous
     stage_dir = make_dir(stage_dir_for(settings, run_id))
     batch_dir = stage_dir / "batches"
-    reused = [f for f in extracted.files if f.reuse]
-    to_parse = [f for f in extracted.files if not f.reuse]
+    to_parse = extracted.to_read
+    reused = extracted.plan.filter(pl.col("reuse"))
     outcomes = [pl.DataFrame(schema=OUTCOME_SCHEMA)]
     results = parse_files(to_parse, settings, batch_dir) if batches is None else batches
     for number, batch in enumerate(results):
@@ -384,8 +447,8 @@ def transform(
     # The reused files' outcomes are the manifest's, read there: no record is made for them
     # (a re-run reuses nearly every file: 0.3 KB each, in a process that then builds).
     manifest = _manifest(extracted, parsed, run_id, now)
-    quarantined = _quarantined(parsed) | (
-        _quarantined(previous.manifest) & {f.ref.name for f in reused}
+    quarantined = _quarantined(parsed) | _quarantined(
+        previous.manifest.join(reused, on="file_name", how="semi")
     )
     del parsed
     transformed = Transformed(
@@ -400,13 +463,11 @@ def transform(
         counts={},
         previous=previous,
         build_keys=extracted.keys,
-        files_read=len(extracted.files),
+        files_read=extracted.plan.height,
         files_parsed=sum(f.ref.rejection is None for f in to_parse),  # read, not refused
-        files_reused=len(reused),
+        files_reused=reused.height,
         files_deleted=len(extracted.deleted),
-        rejected_paths={
-            f.ref.name: Path(f.ref.path) for f in extracted.files if f.ref.name in quarantined
-        },
+        rejected_paths=extracted.paths(quarantined),
         files_skipped=extracted.skipped,
         keys_match=previous.build_key("output_key") == extracted.keys.output_key,
     )
@@ -480,13 +541,11 @@ def _limits(settings: Settings) -> BuildLimits:
     return BuildLimits(memory_limit=settings.memory_limit, threads=settings.workers)
 
 
-def _reused_keys(reused: list[PlannedFile]) -> pa.Table:
-    """(file_name, sha256) of the files whose cached rows are reused, as an Arrow table.
-
-    Its columns come from `arrow_array`: `pa.table` would import pandas."""
-    names = arrow_array([f.ref.name for f in reused], pa.string())
-    hashes = arrow_array([f.sha256 for f in reused], pa.string())
-    return pa.Table.from_arrays([names, hashes], names=["file_name", "sha256"])
+def _reused_keys(reused: pl.DataFrame) -> pa.Table:
+    """(file_name, sha256) of the files whose cached rows are reused (plan rows), as an
+    Arrow table of plain strings."""
+    keys = reused.select("file_name", "sha256").to_arrow()
+    return keys.cast(pa.schema([("file_name", pa.string()), ("sha256", pa.string())]))
 
 
 def _published_counts(transformed: Transformed) -> dict[str, int]:
@@ -520,20 +579,12 @@ def _manifest(
     held 0.7 KB a file (140 MiB at 200k files) in the run's parent."""
     previous = extracted.previous.manifest
     schema = previous.schema
-    files = extracted.files
-    current = pl.DataFrame(
-        {
-            "file_name": [f.ref.name for f in files],
-            "size": [f.ref.size for f in files],
-            "mtime_ns": [f.ref.mtime_ns for f in files],
-            "planned_sha256": [f.sha256 for f in files],
-            "reuse": [f.reuse for f in files],
-        },
-        schema_overrides={
-            "size": schema["size"],
-            "mtime_ns": schema["mtime_ns"],
-            "planned_sha256": schema["sha256"],
-        },
+    current = extracted.plan.select(
+        "file_name",
+        pl.col("size").cast(schema["size"]),
+        pl.col("mtime_ns").cast(schema["mtime_ns"]),
+        pl.col("sha256").cast(schema["sha256"]).alias("planned_sha256"),
+        "reuse",
     )
     kept = ("reason_code", "line", "message")
     known = previous.select(

@@ -184,7 +184,7 @@ def test_a_parse_batch_writes_its_rows_to_disk_and_returns_only_outcomes(
     seeds = tmp_path / "seeds"
     shutil.copytree(SEEDS, seeds)
     (seeds / "bad.txt").write_text("not a page")
-    planned = plan_files(list_seeds(seeds).files, RunState.empty().manifest, False)
+    _, planned = plan_files(list_seeds(seeds).files, RunState.empty().manifest, False)
     result = parse_batch(planned, 1 << 20, tmp_path / "batches", 7)
     assert isinstance(result, BatchResult)
     assert vars(result).keys() == {"number", "outcomes"}

@@ -20,6 +20,7 @@ from polars.testing import assert_frame_equal
 from authorgraph.pipelines import stages
 from authorgraph.pipelines.config import Settings
 from authorgraph.pipelines.load.publish import read_published_tables
+from authorgraph.pipelines.load.state import read_state
 from authorgraph.transforms.schema import ALL_TABLES
 from tests.conftest import FIXTURES, PublishSeeds, run_stages
 
@@ -198,7 +199,8 @@ def test_full_refresh_equals_incremental(settings: Settings, publish_seeds: Publ
 def test_listing_order_does_not_matter(settings: Settings) -> None:
     extracted = stages.extract(settings)
     forward = stages.transform(extracted, settings, "r1")
-    extracted.files.reverse()
+    extracted.plan = extracted.plan.reverse()
+    extracted.to_read.reverse()
     backward = stages.transform(extracted, settings, "r1")
     for name in DATA_TABLES:
         assert_frame_equal(forward.tables[name], backward.tables[name])
@@ -227,6 +229,45 @@ def test_touched_but_unchanged_file_is_hashed_not_parsed(
     os.utime(page, ns=(page.stat().st_atime_ns, page.stat().st_mtime_ns + 10**9))
     out = run_stages(settings)
     assert (out.files_parsed, out.files_reused) == (0, 5)
+
+
+def test_the_plan_is_a_row_per_file_and_objects_only_for_the_files_to_read(
+    settings: Settings, publish_seeds: PublishSeeds
+) -> None:
+    """Each way a file is planned, in one listing: trusted by size and mtime, hashed and
+    reused, hashed and changed, changed in size, new; and every file hashed under full_hash."""
+    publish_seeds(settings)
+    pages = sorted(settings.seeds.iterdir())
+    touched, edited, grown = pages[1], pages[2], pages[3]
+    os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))
+    data = edited.read_bytes()
+    edited.write_bytes(data[:-1] + (b"?" if data.endswith(b"!") else b"!"))  # the same size
+    grown.write_bytes(grown.read_bytes() + b"\n")
+    (settings.seeds / "zz_new.txt").write_bytes(pages[0].read_bytes())
+    published_hashes = dict(
+        read_state(settings.warehouse).manifest.select("file_name", "sha256").iter_rows()
+    )
+
+    def sha(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    for full_hash in (False, True):
+        extracted = stages.extract(dataclasses.replace(settings, full_hash=full_hash))
+        plan = {row["file_name"]: row for row in extracted.plan.iter_rows(named=True)}
+        names = [p.name for p in sorted(settings.seeds.iterdir())]
+        assert list(plan) == names  # listing order, every file once
+        assert all(plan[n]["size"] == (settings.seeds / n).stat().st_size for n in names)
+        reused = {n for n in names if plan[n]["reuse"]}
+        assert reused == {pages[0].name, touched.name, pages[4].name}
+        for name in reused:
+            assert plan[name]["sha256"] == published_hashes[name] == sha(settings.seeds / name)
+        to_read = {f.ref.name: f.sha256 for f in extracted.to_read}
+        assert list(to_read) == [n for n in names if n not in reused]
+        assert to_read[edited.name] == sha(edited)  # same size: hashed when planned
+        hashed = {grown.name: sha(grown), "zz_new.txt": sha(settings.seeds / "zz_new.txt")}
+        for name, digest in hashed.items():  # a new size or a new file: hashed when read
+            assert to_read[name] == (digest if full_hash else None)
+        assert {n: plan[n]["sha256"] for n in to_read} == to_read
 
 
 def test_rejected_file_stays_quarantined_until_fixed(settings: Settings) -> None:

@@ -152,7 +152,7 @@ def worker_stages(pages: Path, workdir: Path) -> Result:
     record = stages.run_record(run_id, started, transformed, report, settings)
     timed("load", stages.load, transformed, settings, record)
     # Hashing alone (part of extract on a first run; later runs hash only changed files).
-    timed("hash_only", lambda: [hash_file(f.ref.path) for f in extracted.files])
+    timed("hash_only", lambda: [hash_file(f.ref.path) for f in extracted.to_read])
     counts = dict(transformed.row_counts)
     rejected = transformed.rejected_files.select("file_name", "reason_code").to_dicts()
     return {
