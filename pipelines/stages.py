@@ -49,6 +49,7 @@ from authorgraph.pipelines.extract.seeds import (
     FileRef,
     PlannedFile,
     check_seeds,
+    file_path,
     hash_file,
     list_seeds,
 )
@@ -206,7 +207,7 @@ class Extracted:
         rows = self.plan.filter(pl.col("file_name").is_in(list(names)))
         return {
             name: Path(
-                os.fsdecode(target) if target is not None else os.path.join(self.folder, name)
+                file_path(self.folder, name, None if target is None else os.fsdecode(target))
             )
             for name, target in rows.select("file_name", "target").iter_rows()
         }
@@ -269,7 +270,9 @@ def plan_files(
     )
     listed = listed.with_row_index("i").with_columns(trusted=trusted)
     # The rest, one at a time: hashed now when the size matches (or under full_hash).
-    checked: dict[str, list[Any]] = {"i": [], "hashed": [], "hashed_reuse": []}
+    checked_rows: list[int] = []
+    hashes: list[str | None] = []
+    reused: list[bool] = []
     to_read: list[PlannedFile] = []
     untrusted = listed.filter(~pl.col("trusted")).select("i", "known_size", "known_sha256")
     for i, known_size, known_sha in untrusted.iter_rows():
@@ -281,12 +284,14 @@ def plan_files(
             except OSError:  # reported as UNREADABLE_FILE when the parse step reads it
                 sha = None
         reuse = known_sha is not None and sha is not None and known_sha == sha
-        for column, value in zip(checked, (i, sha, reuse), strict=True):
-            checked[column].append(value)
+        checked_rows.append(i)
+        hashes.append(sha)
+        reused.append(reuse)
         if not reuse:
             to_read.append(PlannedFile(ref, sha, False))
     hashed = pl.DataFrame(
-        checked, schema={"i": pl.UInt32(), "hashed": pl.String(), "hashed_reuse": pl.Boolean()}
+        {"i": checked_rows, "hashed": hashes, "hashed_reuse": reused},
+        schema={"i": pl.UInt32(), "hashed": pl.String(), "hashed_reuse": pl.Boolean()},
     )
     plan = listed.join(hashed, on="i", how="left", maintain_order="left").with_columns(
         sha256=pl.when("trusted").then("known_sha256").otherwise("hashed"),

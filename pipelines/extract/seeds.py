@@ -86,7 +86,13 @@ class FileRef:
     def path(self) -> str:
         """The path to open. Built when asked, not stored: a path a file held 0.13 KB in a
         run's parent (260 MiB at 2M files)."""
-        return self.target if self.target is not None else os.path.join(self.folder, self.name)
+        return file_path(self.folder, self.name, self.target)
+
+
+def file_path(folder: str, name: str, target: str | None) -> str:
+    """The path to open for a listed file: its target when it has one (a symlink's target
+    inside the folder, a name stored escaped), else the folder's entry of that name."""
+    return target if target is not None else os.path.join(folder, name)
 
 
 @dataclass(frozen=True, slots=True)
